@@ -1,0 +1,212 @@
+use super::*;
+
+const GOOD: &str = "GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+fn parse(s: &str) -> Request {
+    parse_request(s.as_bytes(), &HeadLimits::default())
+        .unwrap()
+        .unwrap()
+        .0
+}
+
+fn validate(s: &str) -> Result<Accept, HandshakeError> {
+    validate_upgrade(&parse(s), &UpgradePolicy::default())
+}
+
+#[test]
+fn rfc_accept_vector() {
+    assert_eq!(
+        accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    );
+}
+
+#[test]
+fn valid_upgrade() {
+    let accept = validate(GOOD).unwrap();
+    assert_eq!(accept.accept_key, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    assert_eq!(accept.protocol, None);
+    let mut out = Vec::new();
+    write_accept_response(&mut out, &accept);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+    assert!(text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+    assert!(text.ends_with("\r\n\r\n"));
+}
+
+#[test]
+fn partial_head_is_not_an_error() {
+    for n in 0..GOOD.len() {
+        assert_eq!(
+            parse_request(&GOOD.as_bytes()[..n], &HeadLimits::default()),
+            Ok(None),
+            "{n}"
+        );
+    }
+    let (_, len) = parse_request(GOOD.as_bytes(), &HeadLimits::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(len, GOOD.len());
+}
+
+#[test]
+fn tokens_are_case_insensitive_comma_lists() {
+    let req = GOOD
+        .replace("Upgrade: websocket", "UPGRADE: h2c, WebSocket")
+        .replace("Connection: Upgrade", "connection: keep-alive, upgrade");
+    assert!(validate(&req).is_ok());
+    // A token must match whole: "upgraded" is not "upgrade".
+    let req = GOOD.replace("Connection: Upgrade", "Connection: upgraded");
+    assert_eq!(
+        validate(&req),
+        Err(HandshakeError::MissingConnectionUpgrade)
+    );
+}
+
+#[test]
+fn each_rule_refused_with_its_status() {
+    let cases: &[(String, HandshakeError, u16)] = &[
+        (
+            GOOD.replace("GET", "POST"),
+            HandshakeError::MethodNotAllowed,
+            405,
+        ),
+        (
+            GOOD.replace("HTTP/1.1", "HTTP/1.0"),
+            HandshakeError::HttpVersion,
+            400,
+        ),
+        (
+            GOOD.replace("Host: server.example.com\r\n", ""),
+            HandshakeError::MissingHost,
+            400,
+        ),
+        (
+            GOOD.replace("Connection: Upgrade\r\n", ""),
+            HandshakeError::MissingConnectionUpgrade,
+            426,
+        ),
+        (
+            GOOD.replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8"),
+            HandshakeError::UnsupportedVersion,
+            426,
+        ),
+        (
+            GOOD.replace("Sec-WebSocket-Version: 13\r\n", ""),
+            HandshakeError::UnsupportedVersion,
+            426,
+        ),
+        (
+            GOOD.replace("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZQ=="),
+            HandshakeError::BadKey,
+            400,
+        ),
+        (
+            GOOD.replace("dGhlIHNhbXBsZSBub25jZQ==", "!!!notbase64!!!!!!!!!!!"),
+            HandshakeError::BadKey,
+            400,
+        ),
+        (
+            GOOD.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", ""),
+            HandshakeError::BadKey,
+            400,
+        ),
+    ];
+    for (req, err, status) in cases {
+        assert_eq!(validate(req), Err(*err), "{req}");
+        assert_eq!(err.status(), *status);
+    }
+}
+
+#[test]
+fn version_mismatch_response_names_version_13() {
+    let mut out = Vec::new();
+    write_error_response(&mut out, HandshakeError::UnsupportedVersion);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
+    assert!(text.contains("Sec-WebSocket-Version: 13\r\n"));
+    assert!(text.contains("Connection: close\r\n"));
+}
+
+#[test]
+fn head_limits() {
+    let limits = HeadLimits::default();
+    let big = GOOD.replace(
+        "Origin: http://example.com",
+        &format!("X-Big: {}", "a".repeat(9000)),
+    );
+    assert_eq!(
+        parse_request(big.as_bytes(), &limits),
+        Err(HandshakeError::HeadTooLarge)
+    );
+    // A head that never ends is refused once it passes the limit.
+    let endless = format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(8200));
+    assert_eq!(
+        parse_request(endless.as_bytes(), &limits),
+        Err(HandshakeError::HeadTooLarge)
+    );
+    let many: String = (0..65).map(|i| format!("X-{i}: v\r\n")).collect();
+    let req = GOOD.replace("Origin: http://example.com\r\n", &many);
+    assert_eq!(
+        parse_request(req.as_bytes(), &limits),
+        Err(HandshakeError::TooManyHeaders)
+    );
+    let ok: String = (0..57).map(|i| format!("X-{i}: v\r\n")).collect();
+    let req = GOOD.replace("Origin: http://example.com\r\n", &ok);
+    assert!(parse_request(req.as_bytes(), &limits).unwrap().is_some());
+}
+
+#[test]
+fn garbage_is_malformed() {
+    assert_eq!(
+        parse_request(b"\x16\x03\x01\x02\x00\r\n\r\n", &HeadLimits::default()),
+        Err(HandshakeError::Malformed)
+    );
+}
+
+#[test]
+fn origin_policy_and_subprotocols() {
+    let policy = UpgradePolicy {
+        allowed_origins: vec!["http://example.com".into()],
+        protocols: vec!["superchat".into(), "chat".into()],
+    };
+    let accept = validate_upgrade(&parse(GOOD), &policy).unwrap();
+    // The client's order decides among protocols both sides speak.
+    assert_eq!(accept.protocol.as_deref(), Some("chat"));
+    let other = GOOD.replace("http://example.com", "http://evil.example");
+    assert_eq!(
+        validate_upgrade(&parse(&other), &policy),
+        Err(HandshakeError::OriginNotAllowed)
+    );
+}
+
+#[test]
+fn plain_http_is_not_an_upgrade() {
+    let req = parse("GET /status HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(!req.is_websocket_upgrade());
+    assert!(parse(GOOD).is_websocket_upgrade());
+}
+
+#[test]
+fn client_round_trip() {
+    let key = [7u8; 16];
+    let (request, expected) = client_request("localhost:8080", "/ws", key, &["chat"]);
+    let text = std::str::from_utf8(&request).unwrap();
+    let policy = UpgradePolicy {
+        protocols: vec!["chat".into()],
+        ..Default::default()
+    };
+    let accept = validate_upgrade(&parse(text), &policy).unwrap();
+    assert_eq!(accept.accept_key, expected);
+    let mut response = Vec::new();
+    write_accept_response(&mut response, &accept);
+    response.extend_from_slice(&[0x81, 0x00]);
+    let (resp, len) = parse_response(&response, &expected).unwrap().unwrap();
+    assert_eq!(resp.protocol.as_deref(), Some("chat"));
+    assert_eq!(&response[len..], &[0x81, 0x00]);
+    assert_eq!(parse_response(&response[..10], &expected), Ok(None));
+    assert_eq!(
+        parse_response(&response, "wrong"),
+        Err(HandshakeError::BadResponse)
+    );
+}
