@@ -1,1 +1,44 @@
-//! placeholder
+//! `gmws`: a WebSocket server framework and real-time gateway on mio.
+//!
+//! The successor of GMWebSockets: socket ids, client-id binding, groups,
+//! sessions, heartbeats and an HTTP API on the same port, over its own RFC 6455
+//! implementation ([`gmws_protocol`]) and a mio event loop with no async runtime.
+//!
+//! Implement [`Handler`], build a [`Config`], and run a [`Server`]:
+//!
+//! ```no_run
+//! use gmws::{Config, Handler, Hub, Server, SocketId};
+//!
+//! struct Echo;
+//! impl Handler for Echo {
+//!     fn on_text(&mut self, hub: &mut Hub, socket: SocketId, text: &str) {
+//!         hub.send_text(socket, text);
+//!     }
+//! }
+//!
+//! let mut server = Server::bind(Config::default(), Echo)?;
+//! server.run()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod log;
+
+pub mod auth;
+pub mod config;
+pub mod connection;
+pub mod event_loop;
+pub mod handler;
+pub mod http;
+pub mod hub;
+pub mod metrics;
+pub mod socket_id;
+pub mod timer;
+
+pub use config::Config;
+pub use event_loop::{Server, ShutdownHandle};
+pub use gmws_protocol as protocol;
+pub use handler::{CloseReason, Handler};
+pub use hub::Hub;
+pub use socket_id::SocketId;

@@ -1,0 +1,63 @@
+//! Echo server for conformance testing (Autobahn|Testsuite) and benchmarks.
+//!
+//! `cargo run --release --example echo -- 127.0.0.1:9001`
+//!
+//! Echoes every text and binary message back to its sender. Limits are raised
+//! to 16 MiB and 2^20 fragments (Autobahn's largest cases: 4 MiB in 64-byte
+//! fragments) and heartbeats and the auth deadline are
+//! off, so only the RFC 6455 core is exercised.
+
+use std::time::Duration;
+
+use gmws::{Config, Handler, Hub, Server, SocketId};
+
+struct Echo;
+
+impl Handler for Echo {
+    fn on_text(&mut self, hub: &mut Hub, socket: SocketId, text: &str) {
+        hub.send_text(socket, text);
+    }
+
+    fn on_binary(&mut self, hub: &mut Hub, socket: SocketId, data: &[u8]) {
+        hub.send_binary(socket, data);
+    }
+}
+
+fn main() {
+    let listen = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
+    let mut config = Config::default();
+    config.listen = match listen.parse() {
+        Ok(addr) => addr,
+        Err(e) => {
+            eprintln!("echo: bad listen address {listen:?}: {e}");
+            std::process::exit(2);
+        }
+    };
+    config.max_message_size = 16 << 20;
+    config.max_frame_size = 16 << 20;
+    config.max_fragments = 1 << 20;
+    config.max_backpressure = 64 << 20;
+    config.ping_interval = Duration::ZERO;
+    config.auth_timeout = Duration::ZERO;
+    if let Ok(level) = std::env::var("GMWS_LOG_LEVEL") {
+        if let Some(level) = gmws::log::Level::parse(&level) {
+            gmws::log::set_level(level);
+        }
+    } else {
+        gmws::log::set_level(gmws::log::Level::Error);
+    }
+    let mut server = match Server::bind(config, Echo) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("echo: cannot listen on {listen}: {e}");
+            std::process::exit(1);
+        }
+    };
+    eprintln!("echo: listening on {}", server.local_addr());
+    if let Err(e) = server.run() {
+        eprintln!("echo: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,3 @@
+//! Verifying the identity a client binds to its socket.
+
+pub mod jwt;

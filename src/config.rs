@@ -1,0 +1,179 @@
+//! Server configuration: every key, its default, and its validation.
+//!
+//! Defaults work on a laptop and follow GMWebSockets where it had a value
+//! (heartbeat every 15 s, closed after 3 unanswered pings). The README's
+//! configuration table lists the same keys.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use gmws_protocol::handshake::{HeadLimits, UpgradePolicy};
+use gmws_protocol::Limits;
+
+/// Everything the server can be told. Build with `Config::default()` and set
+/// fields; [`Config::validate`] checks the combination once at start.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// Address to listen on (default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// Interval between server pings (default 15 s); zero disables heartbeats.
+    pub ping_interval: Duration,
+    /// Unanswered pings before the socket is closed (default 3).
+    pub ping_timeout_count: u32,
+    /// Time a socket has to bind a client id (default 30 s); zero: no deadline.
+    pub auth_timeout: Duration,
+    /// Time a connection has to send its whole request head (default 10 s).
+    pub handshake_timeout: Duration,
+    /// Time to wait for the peer's close frame or FIN after ours (default 5 s).
+    pub close_timeout: Duration,
+    /// Idle time after which a plain-HTTP keep-alive connection is closed (default 30 s).
+    pub http_idle_timeout: Duration,
+    /// Largest message in bytes (default 1 MiB); larger: close 1009.
+    pub max_message_size: u64,
+    /// Largest frame payload in bytes (default 1 MiB); larger: close 1009.
+    pub max_frame_size: u64,
+    /// Most frames per message, empty ones included (default 1024); more: close 1008.
+    pub max_fragments: u32,
+    /// Largest HTTP request head in bytes (default 8 KiB); larger: 431.
+    pub max_request_head: usize,
+    /// Most HTTP request headers (default 64); more: 431.
+    pub max_request_headers: usize,
+    /// Largest HTTP request body in bytes (default 1 MiB); larger: 413.
+    pub max_http_body: usize,
+    /// Most bytes queued for one connection (default 1 MiB); more: close 1008.
+    pub max_backpressure: usize,
+    /// Most open connections, HTTP and WebSocket (default 100000); more are refused with 503.
+    pub max_connections: usize,
+    /// Allowed `Origin`s for upgrades; empty (default) allows any.
+    pub allowed_origins: Vec<String>,
+    /// Subprotocols offered to clients (default none).
+    pub protocols: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            ping_interval: Duration::from_secs(15),
+            ping_timeout_count: 3,
+            auth_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+            http_idle_timeout: Duration::from_secs(30),
+            max_message_size: 1 << 20,
+            max_frame_size: 1 << 20,
+            max_fragments: 1024,
+            max_request_head: 8 * 1024,
+            max_request_headers: 64,
+            max_http_body: 1 << 20,
+            max_backpressure: 1 << 20,
+            max_connections: 100_000,
+            allowed_origins: Vec::new(),
+            protocols: Vec::new(),
+        }
+    }
+}
+
+/// A configuration that cannot work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A key's value is out of its range: the key and what it must be.
+    OutOfRange(&'static str, &'static str),
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigError::OutOfRange(key, what) => write!(f, "{key}: must be {what}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Check the combination of values once, before the server starts.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let checks: [(bool, &'static str, &'static str); 8] = [
+            (self.max_frame_size >= 125, "max_frame_size", "at least 125"),
+            (
+                self.max_message_size >= 125,
+                "max_message_size",
+                "at least 125",
+            ),
+            (self.max_fragments >= 1, "max_fragments", "at least 1"),
+            (
+                self.max_request_head >= 256,
+                "max_request_head",
+                "at least 256",
+            ),
+            (
+                self.max_request_headers >= 8,
+                "max_request_headers",
+                "at least 8",
+            ),
+            (
+                self.max_backpressure >= 1024,
+                "max_backpressure",
+                "at least 1024",
+            ),
+            (self.max_connections >= 1, "max_connections", "at least 1"),
+            (
+                self.ping_interval.is_zero() || self.ping_timeout_count >= 1,
+                "ping_timeout_count",
+                "at least 1 when heartbeats are on",
+            ),
+        ];
+        for (ok, key, what) in checks {
+            if !ok {
+                return Err(ConfigError::OutOfRange(key, what));
+            }
+        }
+        Ok(())
+    }
+
+    /// The frame limits for the decoder.
+    pub fn frame_limits(&self) -> Limits {
+        Limits::new(
+            self.max_frame_size,
+            self.max_message_size,
+            self.max_fragments,
+        )
+    }
+
+    /// The request-head limits for the HTTP side.
+    pub fn head_limits(&self) -> HeadLimits {
+        HeadLimits::new(self.max_request_head, self.max_request_headers)
+    }
+
+    /// What upgrades are accepted.
+    pub fn upgrade_policy(&self) -> UpgradePolicy {
+        UpgradePolicy {
+            allowed_origins: self.allowed_origins.clone(),
+            protocols: self.protocols.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn nonsense_is_refused() {
+        let config = Config {
+            max_backpressure: 10,
+            ..Config::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::OutOfRange("max_backpressure", _))
+        ));
+    }
+}

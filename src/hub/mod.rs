@@ -1,0 +1,291 @@
+//! The hub: the one owner of every socket and every index over them.
+//!
+//! Handlers receive `&mut Hub` and act through it; nothing else mutates
+//! connections. Every operation that crosses sockets goes through here, so a
+//! bus between loops (or machines) can later slot in behind the same methods.
+//!
+//! Sending only queues: bytes are appended to the socket's output and the
+//! socket is marked dirty; the event loop writes each dirty socket once per
+//! turn. Queuing past `max_backpressure` closes the socket (1008) instead of
+//! growing memory.
+
+use std::time::Duration;
+
+use gmws_protocol::encoder::{encode_close, encode_frame, frame_len};
+use gmws_protocol::{CloseCode, OpCode, ProtocolError};
+use slab::Slab;
+
+use crate::connection::{Connection, Phase};
+use crate::handler::CloseReason;
+use crate::metrics::Metrics;
+use crate::socket_id::SocketId;
+use crate::timer::TimerWheel;
+
+/// What a timer entry is for. Entries carry the full socket id: a timer of a
+/// closed socket finds no connection of that generation and fires into nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TimerEvent {
+    /// The deadline of the socket's phase (handshake, HTTP idle, close).
+    Deadline(SocketId),
+    /// Time to send the socket a heartbeat ping.
+    Heartbeat(SocketId),
+    /// Retry accepting after EMFILE or a full connection table.
+    AcceptRetry,
+}
+
+/// Settings the hub applies on every send and close.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HubSettings {
+    pub max_backpressure: usize,
+    pub close_timeout_ms: u64,
+}
+
+/// The sockets, and what the application can do with them.
+pub struct Hub {
+    pub(crate) conns: Slab<Connection>,
+    next_generation: u32,
+    pub(crate) timers: TimerWheel<TimerEvent>,
+    /// Milliseconds since the loop started (the timer wheel's clock).
+    pub(crate) now: u64,
+    /// Slots with output to flush this turn.
+    pub(crate) dirty: Vec<usize>,
+    /// Sockets that stopped being online, waiting for `on_close`.
+    pub(crate) closed: Vec<(SocketId, CloseReason)>,
+    pub(crate) settings: HubSettings,
+    pub(crate) metrics: Metrics,
+    /// Open WebSockets (phase `Open`).
+    online: usize,
+}
+
+impl Hub {
+    pub(crate) fn new(settings: HubSettings) -> Hub {
+        Hub {
+            conns: Slab::new(),
+            next_generation: 1,
+            timers: TimerWheel::new(),
+            now: 0,
+            dirty: Vec::new(),
+            closed: Vec::new(),
+            settings,
+            metrics: Metrics::default(),
+            online: 0,
+        }
+    }
+
+    /// A fresh generation for a new connection (never 0, wraps after 2^32).
+    pub(crate) fn next_generation(&mut self) -> u32 {
+        let generation = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1).max(1);
+        generation
+    }
+
+    /// The connection `id` addresses, if it is still that connection.
+    pub(crate) fn conn_mut(&mut self, id: SocketId) -> Option<&mut Connection> {
+        self.conns.get_mut(id.slot()).filter(|c| c.id == id)
+    }
+
+    pub(crate) fn conn(&self, id: SocketId) -> Option<&Connection> {
+        self.conns.get(id.slot()).filter(|c| c.id == id)
+    }
+
+    /// Milliseconds since the loop started.
+    pub fn now_ms(&self) -> u64 {
+        self.now
+    }
+
+    /// Whether `socket` is an open WebSocket.
+    pub fn is_socket_online(&self, socket: SocketId) -> bool {
+        self.conn(socket).is_some_and(Connection::is_open)
+    }
+
+    /// How many WebSockets are open.
+    pub fn online_sockets(&self) -> usize {
+        self.online
+    }
+
+    /// How many TCP connections are held (HTTP, open and closing).
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Queue a text message to `socket`. False if it is not online.
+    pub fn send_text(&mut self, socket: SocketId, text: &str) -> bool {
+        self.send_frame(socket, OpCode::Text, text.as_bytes())
+    }
+
+    /// Queue a binary message to `socket`. False if it is not online.
+    pub fn send_binary(&mut self, socket: SocketId, data: &[u8]) -> bool {
+        self.send_frame(socket, OpCode::Binary, data)
+    }
+
+    /// Close `socket` with `code` and `reason` (the close handshake follows).
+    /// False if it was not online.
+    pub fn close_socket(&mut self, socket: SocketId, code: u16, reason: &str) -> bool {
+        if !self.is_socket_online(socket) {
+            return false;
+        }
+        self.begin_close(
+            socket.slot(),
+            CloseCode(code),
+            reason,
+            CloseReason::ServerClose(code),
+        );
+        true
+    }
+
+    fn send_frame(&mut self, socket: SocketId, opcode: OpCode, payload: &[u8]) -> bool {
+        if !self.is_socket_online(socket) {
+            return false;
+        }
+        self.queue_frame(socket.slot(), opcode, payload)
+    }
+
+    /// Encode a frame onto slot `key`'s output. Closes the socket (1008) and
+    /// returns false when that would pass `max_backpressure`.
+    pub(crate) fn queue_frame(&mut self, key: usize, opcode: OpCode, payload: &[u8]) -> bool {
+        let limit = self.settings.max_backpressure;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return false;
+        };
+        if conn.queued() + frame_len(payload.len(), false) > limit {
+            self.begin_close(
+                key,
+                CloseCode::POLICY,
+                "backpressure",
+                CloseReason::Backpressure,
+            );
+            return false;
+        }
+        encode_frame(&mut conn.output, opcode, true, payload, None);
+        if opcode == OpCode::Text || opcode == OpCode::Binary {
+            self.metrics.messages_out += 1;
+            self.metrics.bytes_out += payload.len() as u64;
+        }
+        self.mark_dirty(key);
+        true
+    }
+
+    /// Queue raw bytes (an HTTP response) on slot `key`.
+    pub(crate) fn queue_raw(&mut self, key: usize, bytes: &[u8]) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.output.extend_from_slice(bytes);
+            self.mark_dirty(key);
+        }
+    }
+
+    pub(crate) fn mark_dirty(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(key);
+            }
+        }
+    }
+
+    /// Start the close handshake on an open socket: queue our close frame, stop
+    /// counting it online, arm the close timeout, and queue `on_close`.
+    pub(crate) fn begin_close(
+        &mut self,
+        key: usize,
+        code: CloseCode,
+        reason: &str,
+        why: CloseReason,
+    ) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.phase != Phase::Open {
+            return;
+        }
+        encode_close(&mut conn.output, code, reason, None);
+        conn.close = conn.close.on_close_sent();
+        let id = conn.id;
+        self.leave_open(key, why);
+        self.arm_close_timeout(key);
+        self.mark_dirty(key);
+        crate::debug!("socket {id}: closing with {}", code.0);
+    }
+
+    /// Fail the connection for a protocol error: close frame with the error's
+    /// code, then close TCP once it is flushed, ignoring further input.
+    pub(crate) fn fail(&mut self, key: usize, err: ProtocolError) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        crate::warn!(
+            "socket {}: protocol error: {err}; closing {}",
+            conn.id,
+            err.close_code()
+        );
+        conn.discard_input = true;
+        conn.shutdown_after_flush = true;
+        self.metrics.protocol_errors += 1;
+        if conn.phase == Phase::Open {
+            self.begin_close(
+                key,
+                CloseCode(err.close_code()),
+                err.reason(),
+                CloseReason::ProtocolError(err),
+            );
+        }
+    }
+
+    /// Take an open socket out of the online set and queue its `on_close`.
+    pub(crate) fn leave_open(&mut self, key: usize, why: CloseReason) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.phase != Phase::Open {
+            return;
+        }
+        conn.phase = Phase::Closing;
+        if let Some(t) = conn.heartbeat.take() {
+            self.timers.cancel(t);
+        }
+        self.online -= 1;
+        self.metrics.count_close(&why);
+        self.closed.push((conn.id, why));
+    }
+
+    /// A socket finished its handshake: count it online.
+    pub(crate) fn enter_open(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.phase = Phase::Open;
+            self.online += 1;
+        }
+    }
+
+    /// Arm (or re-arm) slot `key`'s deadline `after_ms` from now.
+    pub(crate) fn arm_deadline(&mut self, key: usize, after_ms: u64) {
+        let deadline = self.now + after_ms;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if let Some(t) = conn.deadline.take() {
+            self.timers.cancel(t);
+        }
+        conn.deadline = Some(self.timers.insert(deadline, TimerEvent::Deadline(conn.id)));
+    }
+
+    fn arm_close_timeout(&mut self, key: usize) {
+        self.arm_deadline(key, self.settings.close_timeout_ms);
+    }
+
+    /// Remove slot `key` entirely: timers, counts, the connection itself.
+    /// Returns the connection so the caller can deregister its socket.
+    pub(crate) fn remove(&mut self, key: usize) -> Option<Connection> {
+        if self.conns.get(key).is_some_and(|c| c.phase == Phase::Open) {
+            self.leave_open(key, CloseReason::ConnectionLost);
+        }
+        let conn = self.conns.try_remove(key)?;
+        for t in [conn.deadline, conn.heartbeat].into_iter().flatten() {
+            self.timers.cancel(t);
+        }
+        Some(conn)
+    }
+}
+
+/// Milliseconds in a duration, saturating.
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,55 @@
+//! Counters the server keeps for `/metrics` and `/status`.
+
+use crate::handler::CloseReason;
+
+/// Monotonic counters since start.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// TCP connections accepted.
+    pub connections_accepted: u64,
+    /// Connections refused because `max_connections` was reached.
+    pub connections_refused: u64,
+    /// WebSocket handshakes completed.
+    pub handshakes: u64,
+    /// Handshakes (or HTTP request heads) refused.
+    pub handshake_failures: u64,
+    /// Data messages received.
+    pub messages_in: u64,
+    /// Data messages queued to clients.
+    pub messages_out: u64,
+    /// Payload bytes received in data messages.
+    pub bytes_in: u64,
+    /// Payload bytes queued in data messages.
+    pub bytes_out: u64,
+    /// Connections failed for protocol errors.
+    pub protocol_errors: u64,
+    /// Plain HTTP requests served.
+    pub http_requests: u64,
+    /// Handler panics caught.
+    pub handler_panics: u64,
+    /// Closes by reason, in the order of [`Metrics::CLOSE_LABELS`].
+    pub closes: [u64; 9],
+}
+
+impl Metrics {
+    /// The close reason labels, as in [`CloseReason::label`].
+    pub const CLOSE_LABELS: [&'static str; 9] = [
+        "client_close",
+        "connection_lost",
+        "protocol_error",
+        "heartbeat_timeout",
+        "auth_timeout",
+        "backpressure",
+        "server_close",
+        "handler_panic",
+        "shutdown",
+    ];
+
+    pub(crate) fn count_close(&mut self, reason: &CloseReason) {
+        let label = reason.label();
+        if let Some(i) = Self::CLOSE_LABELS.iter().position(|l| *l == label) {
+            self.closes[i] += 1;
+        }
+    }
+}
