@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (README: "Run the tests").
+#
+#   scripts/test.sh          lint, unit + integration tests, Autobahn, fuzz smoke
+#   scripts/test.sh --quick  lint, unit + integration tests only
+#
+# Installs what it needs itself: cargo-fuzz (crates.io) and, through
+# ../shared/tools/autobahn-run.sh, Python 2.7's wstest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '\n==> %s\n' "$*"; }
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "docs"
+RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --quiet
+
+step "tests"
+cargo test --workspace
+
+[ "${1:-}" = "--quick" ] && exit 0
+
+step "conformance: Autobahn|Testsuite 1.*-10.*"
+bash scripts/autobahn.sh
+
+step "fuzz smoke (${FUZZ_SECONDS:-30} s per target)"
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet
+bash fuzz/run.sh "${FUZZ_SECONDS:-30}"
+
+step "all passed"
