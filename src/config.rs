@@ -49,6 +49,28 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Subprotocols offered to clients (default none).
     pub protocols: Vec<String>,
+    /// Bearer token for `/api/*`; unset (default): the API answers loopback peers only.
+    pub api_key: Option<String>,
+    /// HS256 secret for bind tokens; unset (default): `bind` trusts the client id given.
+    pub auth_secret: Option<String>,
+    /// Most groups one socket may join (default 128).
+    pub max_groups_per_socket: usize,
+    /// Longest group name in bytes (default 255).
+    pub max_group_name: usize,
+    /// Longest client id in bytes (default 255).
+    pub max_client_id: usize,
+    /// Whether clients may `join` and `leave` groups themselves (default true).
+    pub allow_join: bool,
+    /// Whether clients may `send_to_all` (default true).
+    pub allow_send_to_all: bool,
+    /// Whether clients may `send_to_group` (default true).
+    pub allow_send_to_group: bool,
+    /// Whether clients may `send_to_client` (default true).
+    pub allow_send_to_client: bool,
+    /// Whether `GET /` serves the demo page (default true).
+    pub demo_page: bool,
+    /// Log level: off, error, warn, info, debug (default info).
+    pub log_level: String,
 }
 
 impl Default for Config {
@@ -71,6 +93,17 @@ impl Default for Config {
             max_connections: 100_000,
             allowed_origins: Vec::new(),
             protocols: Vec::new(),
+            api_key: None,
+            auth_secret: None,
+            max_groups_per_socket: 128,
+            max_group_name: 255,
+            max_client_id: 255,
+            allow_join: true,
+            allow_send_to_all: true,
+            allow_send_to_group: true,
+            allow_send_to_client: true,
+            demo_page: true,
+            log_level: "info".to_owned(),
         }
     }
 }
@@ -95,7 +128,14 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Check the combination of values once, before the server starts.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(bool, &'static str, &'static str); 8] = [
+        let checks: [(bool, &'static str, &'static str); 11] = [
+            (self.max_group_name >= 1, "max_group_name", "at least 1"),
+            (self.max_client_id >= 1, "max_client_id", "at least 1"),
+            (
+                crate::log::Level::parse(&self.log_level).is_some(),
+                "log_level",
+                "one of off, error, warn, info, debug",
+            ),
             (self.max_frame_size >= 125, "max_frame_size", "at least 125"),
             (
                 self.max_message_size >= 125,

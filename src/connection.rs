@@ -8,6 +8,7 @@ use gmws_protocol::decoder::Decoder;
 use gmws_protocol::CloseState;
 use mio::net::TcpStream;
 
+use crate::hub::SocketApp;
 use crate::socket_id::SocketId;
 use crate::timer::TimerId;
 
@@ -59,8 +60,12 @@ pub struct Connection {
     pub deadline: Option<TimerId>,
     /// The next heartbeat ping.
     pub heartbeat: Option<TimerId>,
+    /// The auth deadline (until the socket binds a client id).
+    pub auth_deadline: Option<TimerId>,
     /// Pings sent and not answered.
     pub missed_pongs: u32,
+    /// Client id, groups, session, user timers: allocated on first use.
+    pub app: Option<Box<SocketApp>>,
 }
 
 impl Connection {
@@ -82,7 +87,9 @@ impl Connection {
             read_again: false,
             deadline: None,
             heartbeat: None,
+            auth_deadline: None,
             missed_pongs: 0,
+            app: None,
         }
     }
 

@@ -27,8 +27,10 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::config::Config;
 use crate::connection::{Connection, Phase};
 use crate::handler::{CloseReason, Handler};
-use crate::http::serve::{self, HttpOutcome};
-use crate::hub::{millis, Hub, HubSettings, TimerEvent};
+use crate::http::router::{Method, RouteError, Router};
+use crate::http::serve::{self, HttpOutcome, Route};
+use crate::http::{HttpRequest, Response};
+use crate::hub::{millis, Hub, TimerEvent};
 use crate::socket_id::SocketId;
 
 const LISTENER: Token = Token(usize::MAX);
@@ -68,6 +70,7 @@ pub struct Server<H: Handler> {
     local_addr: SocketAddr,
     hub: Hub,
     handler: H,
+    router: Router<Route>,
     config: Config,
     limits: Limits,
     head_limits: HeadLimits,
@@ -94,15 +97,12 @@ impl<H: Handler> Server<H> {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let local_addr = listener.local_addr()?;
-        let settings = HubSettings {
-            max_backpressure: config.max_backpressure,
-            close_timeout_ms: millis(config.close_timeout),
-        };
         Ok(Server {
             poll,
             listener: Some(listener),
             local_addr,
-            hub: Hub::new(settings),
+            hub: Hub::new(Arc::new(config.clone())),
+            router: serve::builtin_router(),
             handler,
             limits: config.frame_limits(),
             head_limits: config.head_limits(),
@@ -130,6 +130,18 @@ impl<H: Handler> Server<H> {
             flag: Arc::clone(&self.stop),
             waker: Arc::clone(&self.waker),
         }
+    }
+
+    /// Add an HTTP route: `f` answers `method` requests to `pattern` (segments
+    /// like `:name` capture, see [`crate::http::router`]). User routes beside
+    /// the built-in ones; a pattern already taken is an error.
+    pub fn route(
+        &mut self,
+        method: Method,
+        pattern: &str,
+        f: impl FnMut(&mut Hub, &HttpRequest) -> Response + Send + 'static,
+    ) -> Result<(), RouteError> {
+        self.router.add(method, pattern, Route::User(Box::new(f)))
     }
 
     /// The hub (for inspection between turns, e.g. in tests).
@@ -433,10 +445,10 @@ impl<H: Handler> Server<H> {
             match serve::handle(
                 &mut self.hub,
                 &mut self.handler,
+                &mut self.router,
                 key,
                 &request,
                 head_len,
-                &self.config,
             ) {
                 HttpOutcome::NeedMore => return,
                 HttpOutcome::Done => {}
@@ -459,6 +471,16 @@ impl<H: Handler> Server<H> {
         self.hub.metrics.handshakes += 1;
         self.hub.mark_dirty(key);
         self.arm_heartbeat(key, true);
+        let auth_ms = millis(self.config.auth_timeout);
+        if auth_ms > 0 {
+            let timer = self
+                .hub
+                .timers
+                .insert(self.hub.now + auth_ms, TimerEvent::Auth(id));
+            if let Some(conn) = self.hub.conns.get_mut(key) {
+                conn.auth_deadline = Some(timer);
+            }
+        }
         crate::debug!("socket {id}: open");
         call_handler(&mut self.hub, &mut self.handler, id, |h, hub| {
             h.on_connect(hub, id)
@@ -518,8 +540,10 @@ impl<H: Handler> Server<H> {
 
     /// Close the TCP connection now and forget it.
     fn drop_conn(&mut self, key: usize) {
+        // on_close first, while the socket's data can still be read.
+        self.hub.leave_open(key, CloseReason::ConnectionLost);
+        self.notify_closed();
         if self.hub.remove(key).is_some() {
-            self.notify_closed();
             self.resume_accept();
         }
     }
@@ -544,6 +568,42 @@ impl<H: Handler> Server<H> {
                 self.drop_conn(id.slot());
             }
             TimerEvent::Heartbeat(id) => self.heartbeat(id),
+            TimerEvent::Auth(id) => {
+                let Some(conn) = self.hub.conn_mut(id) else {
+                    return;
+                };
+                conn.auth_deadline = None;
+                if conn.is_open() && self.hub.client_id(id).is_none() {
+                    crate::warn!("socket {id}: not bound within auth_timeout; closing 1008");
+                    self.hub.begin_close(
+                        id.slot(),
+                        CloseCode::POLICY,
+                        "auth timeout",
+                        CloseReason::AuthTimeout,
+                    );
+                    self.notify_closed();
+                }
+            }
+            TimerEvent::User(handle) => {
+                if let Some(socket) = self.hub.user_timer_fired(handle) {
+                    let (hub, handler) = (&mut self.hub, &mut self.handler);
+                    if catch_unwind(AssertUnwindSafe(|| handler.on_timer(hub, handle, socket)))
+                        .is_err()
+                    {
+                        hub.metrics.handler_panics += 1;
+                        crate::error!("on_timer panicked");
+                        if let Some(id) = socket.filter(|id| hub.is_socket_online(*id)) {
+                            hub.begin_close(
+                                id.slot(),
+                                CloseCode::INTERNAL,
+                                "internal error",
+                                CloseReason::HandlerPanic,
+                            );
+                        }
+                    }
+                    self.notify_closed();
+                }
+            }
         }
     }
 
@@ -763,6 +823,7 @@ pub(crate) fn notify_closed<H: Handler>(hub: &mut Hub, handler: &mut H) {
                 hub.metrics.handler_panics += 1;
                 crate::error!("socket {id}: on_close panicked");
             }
+            hub.forget(id);
         }
     }
 }

@@ -6,7 +6,12 @@
 //! not block: they run on the event loop. A panic inside a hook is caught; the
 //! socket the hook was called for is closed with 1011 and the loop goes on.
 
-use crate::hub::Hub;
+use serde_json::{json, Value};
+
+use crate::auth::jwt;
+use crate::http::{HttpRequest, Response};
+use crate::hub::{Hub, TimerHandle};
+use crate::message::{codes, envelope, error, id_value, Envelope};
 use crate::socket_id::SocketId;
 use gmws_protocol::ProtocolError;
 
@@ -59,8 +64,34 @@ pub trait Handler {
     }
 
     /// A text message arrived (valid UTF-8, reassembled from its fragments).
+    ///
+    /// The default speaks the JSON envelope protocol: it parses the envelope
+    /// (bad JSON: an error envelope), answers `ping` with `pong`, runs `bind`
+    /// through [`Handler::on_auth`], and hands every other type to
+    /// [`Handler::on_message`]. Override it to speak raw text instead.
     fn on_text(&mut self, hub: &mut Hub, socket: SocketId, text: &str) {
-        let _ = (hub, socket, text);
+        dispatch_envelope(self, hub, socket, text);
+    }
+
+    /// A `bind` request: return the client id to bind `socket` to, or why not.
+    ///
+    /// The default takes `data.client_id` (a string, or an integer kept as its
+    /// decimal string). With `auth_secret` configured, `data.token` must be an
+    /// HS256 JWT signed with it, unexpired, whose `sub` is that client id.
+    fn on_auth(&mut self, hub: &mut Hub, socket: SocketId, data: &Value) -> Result<String, String> {
+        let _ = socket;
+        default_auth(hub, data)
+    }
+
+    /// An envelope of a type the framework does not handle itself (not `bind`,
+    /// not `ping`). The default answers `unknown_type`.
+    fn on_message(&mut self, hub: &mut Hub, socket: SocketId, message: &Envelope) {
+        let reply = error(
+            codes::UNKNOWN_TYPE,
+            "unknown message type",
+            Some(&message.kind),
+        );
+        hub.send_to_socket(socket, &reply);
     }
 
     /// A binary message arrived.
@@ -74,4 +105,75 @@ pub trait Handler {
     fn on_close(&mut self, hub: &mut Hub, socket: SocketId, reason: &CloseReason) {
         let _ = (hub, socket, reason);
     }
+
+    /// A timer from [`Hub::add_timer`] fired (`socket`: the socket it is tied to).
+    fn on_timer(&mut self, hub: &mut Hub, timer: TimerHandle, socket: Option<SocketId>) {
+        let _ = (hub, timer, socket);
+    }
+
+    /// A plain HTTP request that no route matched. Return a response to serve
+    /// it, or `None` for the server's 404 (or 405).
+    fn on_http(&mut self, hub: &mut Hub, request: &HttpRequest) -> Option<Response> {
+        let _ = (hub, request);
+        None
+    }
+}
+
+/// The default `on_text`: the JSON envelope protocol's framework part.
+pub fn dispatch_envelope<H: Handler + ?Sized>(
+    handler: &mut H,
+    hub: &mut Hub,
+    socket: SocketId,
+    text: &str,
+) {
+    let message = match Envelope::parse(text) {
+        Ok(message) => message,
+        Err(why) => {
+            hub.send_to_socket(socket, &error(codes::BAD_JSON, &why, None));
+            return;
+        }
+    };
+    match message.kind.as_str() {
+        "ping" => {
+            hub.send_to_socket(socket, &envelope("pong", Value::Null));
+        }
+        "bind" => {
+            let reply = match handler.on_auth(hub, socket, &message.data) {
+                Ok(client_id) => match hub.bind_client(socket, &client_id) {
+                    Ok(()) => envelope(
+                        "bind",
+                        json!({ "socket_id": socket.to_string(), "client_id": client_id }),
+                    ),
+                    Err(e) => error(codes::BAD_REQUEST, &e.to_string(), Some("bind")),
+                },
+                Err(why) => {
+                    crate::debug!("socket {socket}: bind refused: {why}");
+                    error(codes::AUTH_FAILED, &why, Some("bind"))
+                }
+            };
+            hub.send_to_socket(socket, &reply);
+        }
+        _ => handler.on_message(hub, socket, &message),
+    }
+}
+
+/// The default `on_auth`: see [`Handler::on_auth`].
+pub fn default_auth(hub: &Hub, data: &Value) -> Result<String, String> {
+    let client_id = data
+        .get("client_id")
+        .and_then(id_value)
+        .ok_or("data.client_id (string or integer) required")?;
+    let Some(secret) = hub.config().auth_secret.as_deref() else {
+        return Ok(client_id);
+    };
+    let token = data
+        .get("token")
+        .and_then(Value::as_str)
+        .ok_or("data.token required")?;
+    let now = hub.started_unix_secs() + hub.uptime_secs();
+    let claims = jwt::verify_hs256(token, secret.as_bytes(), now).map_err(|e| e.to_string())?;
+    if claims.sub != client_id {
+        return Err("token subject does not match client_id".to_owned());
+    }
+    Ok(client_id)
 }

@@ -495,6 +495,19 @@ impl<R> Router<R> {
         }
     }
 
+    /// Like [`Router::find`], but lends the matched route's payload mutably
+    /// (for routes that keep state, such as boxed closures).
+    pub fn find_mut(&mut self, method: Method, path: &str) -> Option<&mut R> {
+        let index = match self.find(method, path) {
+            RouteMatch::Found(found, _) => self
+                .routes
+                .iter()
+                .position(|r| std::ptr::eq(&r.payload, found))?,
+            _ => return None,
+        };
+        self.routes.get_mut(index).map(|r| &mut r.payload)
+    }
+
     /// The most specific route of exactly `method` matching the segments.
     fn best(&self, method: Method, path_segs: &[&str]) -> Option<&Route<R>> {
         let mut best: Option<&Route<R>> = None;

@@ -9,9 +9,12 @@
 
 use gmws_protocol::handshake::Request;
 
-use crate::config::Config;
+use super::api::{self, ApiRoute};
+use super::request::HttpRequest;
+use super::response::Response;
+use super::router::{allow_header_value, parse_query, Method, Params, RouteMatch, Router};
+use super::routes;
 use crate::handler::Handler;
-use crate::http::response::Response;
 use crate::hub::Hub;
 
 /// What became of the request at the head of a connection's input.
@@ -23,24 +26,95 @@ pub(crate) enum HttpOutcome {
     Done,
 }
 
+/// A user route: called with the hub and the request, returns the response.
+pub type UserRoute = Box<dyn FnMut(&mut Hub, &HttpRequest) -> Response + Send>;
+
+/// What a route does.
+pub(crate) enum Route {
+    Healthz,
+    Status,
+    Metrics,
+    Demo,
+    Api(ApiRoute),
+    User(UserRoute),
+}
+
+/// The router with every built-in route.
+pub(crate) fn builtin_router() -> Router<Route> {
+    use ApiRoute as A;
+    let routes = [
+        (Method::Get, "/healthz", Route::Healthz),
+        (Method::Get, "/status", Route::Status),
+        (Method::Get, "/metrics", Route::Metrics),
+        (Method::Get, "/", Route::Demo),
+        (Method::Post, "/api/send_to_all", Route::Api(A::SendToAll)),
+        (
+            Method::Post,
+            "/api/send_to_client",
+            Route::Api(A::SendToClient),
+        ),
+        (
+            Method::Post,
+            "/api/send_to_group",
+            Route::Api(A::SendToGroup),
+        ),
+        (
+            Method::Post,
+            "/api/send_to_socket",
+            Route::Api(A::SendToSocket),
+        ),
+        (
+            Method::Get,
+            "/api/clients/:client_id",
+            Route::Api(A::Client),
+        ),
+        (Method::Get, "/api/groups/:group", Route::Api(A::Group)),
+        (
+            Method::Get,
+            "/api/sockets/:socket_id/session",
+            Route::Api(A::GetSession),
+        ),
+        (
+            Method::Put,
+            "/api/sockets/:socket_id/session",
+            Route::Api(A::PutSession),
+        ),
+        (
+            Method::Patch,
+            "/api/sockets/:socket_id/session",
+            Route::Api(A::PatchSession),
+        ),
+        (
+            Method::Post,
+            "/api/sockets/:socket_id/close",
+            Route::Api(A::Close),
+        ),
+    ];
+    let mut router = Router::new();
+    for (method, pattern, route) in routes {
+        // The built-in patterns are constants, checked by a test below.
+        let _ = router.add(method, pattern, route);
+    }
+    router
+}
+
 /// Serve the request whose head (`head_len` bytes) starts the input of slot `key`.
 pub(crate) fn handle<H: Handler>(
     hub: &mut Hub,
     handler: &mut H,
+    router: &mut Router<Route>,
     key: usize,
-    request: &Request,
+    head: &Request,
     head_len: usize,
-    config: &Config,
 ) -> HttpOutcome {
-    let _ = handler;
-    let body_len = match body_length(request) {
+    let body_len = match body_length(head) {
         Ok(len) => len,
         Err((status, message)) => {
             respond(hub, key, &Response::error(status, message), false, false);
             return HttpOutcome::Done;
         }
     };
-    if body_len > config.max_http_body {
+    if body_len > hub.config().max_http_body {
         respond(
             hub,
             key,
@@ -61,23 +135,71 @@ pub(crate) fn handle<H: Handler>(
         .drain(..head_len + body_len)
         .skip(head_len)
         .collect();
-    let keep_alive = wants_keep_alive(request);
-    let head_only = request.method == "HEAD";
-    let response = builtin(request, &body);
+    let peer = conn.stream.peer_addr().ok();
+    let keep_alive = wants_keep_alive(head);
+    let head_only = head.method == "HEAD";
     hub.metrics.http_requests += 1;
+    let Some(method) = Method::parse(&head.method) else {
+        respond(
+            hub,
+            key,
+            &Response::error(405, "method not allowed"),
+            keep_alive,
+            false,
+        );
+        return HttpOutcome::Done;
+    };
+    let mut request = HttpRequest {
+        method,
+        path: head.path.split('?').next().unwrap_or_default().to_owned(),
+        query: parse_query(&head.path),
+        params: Params::default(),
+        headers: head.headers.clone(),
+        body,
+        peer,
+    };
+    let response = match router.find(method, &head.path) {
+        RouteMatch::Found(_, params) => {
+            request.params = params;
+            match router.find_mut(method, &head.path) {
+                Some(route) => run_route(hub, route, &request),
+                None => Response::error(404, "not found"),
+            }
+        }
+        RouteMatch::MethodNotAllowed(allowed) => Response::error(405, "method not allowed")
+            .with_header("Allow", allow_header_value(&allowed)),
+        RouteMatch::NotFound => guarded(|| handler.on_http(hub, &request))
+            .unwrap_or_else(|| Some(Response::error(500, "internal error")))
+            .unwrap_or_else(|| Response::error(404, "not found")),
+    };
     respond(hub, key, &response, keep_alive, head_only);
     HttpOutcome::Done
 }
 
-/// The built-in routes.
-fn builtin(request: &Request, _body: &[u8]) -> Response {
-    let path = request.path.split('?').next().unwrap_or("");
-    match (request.method.as_str(), path) {
-        ("GET" | "HEAD", "/healthz") => Response::text(200, "ok\n"),
-        (_, "/healthz") => {
-            Response::error(405, "method not allowed").with_header("Allow", "GET, HEAD")
+fn run_route(hub: &mut Hub, route: &mut Route, request: &HttpRequest) -> Response {
+    match route {
+        Route::Healthz => routes::healthz(),
+        Route::Status => routes::status(hub),
+        Route::Metrics => routes::metrics(hub),
+        Route::Demo => routes::demo(hub),
+        Route::Api(api_route) => match api::authorize(hub, request) {
+            Ok(()) => api::serve(hub, *api_route, request),
+            Err(refusal) => refusal,
+        },
+        Route::User(f) => {
+            guarded(|| f(hub, request)).unwrap_or_else(|| Response::error(500, "internal error"))
         }
-        _ => Response::error(404, "not found"),
+    }
+}
+
+/// Run user code, turning a panic into `None` (logged).
+fn guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(value) => Some(value),
+        Err(_) => {
+            crate::error!("HTTP handler panicked; answering 500");
+            None
+        }
     }
 }
 
@@ -120,5 +242,15 @@ fn wants_keep_alive(request: &Request) -> bool {
         !request.has_token("connection", "close")
     } else {
         request.has_token("connection", "keep-alive")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_patterns_are_all_accepted() {
+        assert_eq!(builtin_router().len(), 14);
     }
 }

@@ -15,6 +15,18 @@ use gmws_protocol::encoder::{encode_close, encode_frame, frame_len};
 use gmws_protocol::{CloseCode, OpCode, ProtocolError};
 use slab::Slab;
 
+mod api;
+mod clients;
+mod groups;
+mod payload;
+
+pub use api::{HubError, SocketApp, TimerHandle};
+pub use payload::Payload;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::config::Config;
 use crate::connection::{Connection, Phase};
 use crate::handler::CloseReason;
 use crate::metrics::Metrics;
@@ -29,8 +41,12 @@ pub(crate) enum TimerEvent {
     Deadline(SocketId),
     /// Time to send the socket a heartbeat ping.
     Heartbeat(SocketId),
+    /// The socket's auth deadline: not bound by now, it is closed (1008).
+    Auth(SocketId),
     /// Retry accepting after EMFILE or a full connection table.
     AcceptRetry,
+    /// A user timer.
+    User(TimerHandle),
 }
 
 /// Settings the hub applies on every send and close.
@@ -38,6 +54,21 @@ pub(crate) enum TimerEvent {
 pub(crate) struct HubSettings {
     pub max_backpressure: usize,
     pub close_timeout_ms: u64,
+    pub max_group_name: usize,
+    pub max_groups_per_socket: usize,
+    pub max_client_id: usize,
+}
+
+impl HubSettings {
+    pub fn from_config(config: &Config) -> HubSettings {
+        HubSettings {
+            max_backpressure: config.max_backpressure,
+            close_timeout_ms: millis(config.close_timeout),
+            max_group_name: config.max_group_name,
+            max_groups_per_socket: config.max_groups_per_socket,
+            max_client_id: config.max_client_id,
+        }
+    }
 }
 
 /// The sockets, and what the application can do with them.
@@ -55,11 +86,30 @@ pub struct Hub {
     pub(crate) metrics: Metrics,
     /// Open WebSockets (phase `Open`).
     online: usize,
+    clients: clients::Clients,
+    groups: groups::Groups,
+    user_timers: HashMap<TimerHandle, api::UserTimer>,
+    next_timer: u64,
+    /// Reused buffer for encoding a frame once before fan-out.
+    frame_scratch: Vec<u8>,
+    config: Arc<Config>,
+    /// When the loop started, in seconds since the Unix epoch.
+    started_unix: u64,
 }
 
 impl Hub {
-    pub(crate) fn new(settings: HubSettings) -> Hub {
+    pub(crate) fn new(config: Arc<Config>) -> Hub {
+        let settings = HubSettings::from_config(&config);
         Hub {
+            clients: Default::default(),
+            groups: Default::default(),
+            user_timers: HashMap::new(),
+            next_timer: 0,
+            frame_scratch: Vec::new(),
+            config,
+            started_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
             conns: Slab::new(),
             next_generation: 1,
             timers: TimerWheel::new(),
@@ -91,6 +141,27 @@ impl Hub {
     /// Milliseconds since the loop started.
     pub fn now_ms(&self) -> u64 {
         self.now
+    }
+
+    /// Seconds since the loop started.
+    pub fn uptime_secs(&self) -> u64 {
+        self.now / 1000
+    }
+
+    /// Seconds since the Unix epoch when the loop started (add `uptime_secs`
+    /// for the current time without reading the clock).
+    pub fn started_unix_secs(&self) -> u64 {
+        self.started_unix
+    }
+
+    /// The server's configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The counters since start.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Whether `socket` is an open WebSocket.
@@ -148,13 +219,7 @@ impl Hub {
             return false;
         };
         if conn.queued() + frame_len(payload.len(), false) > limit {
-            self.begin_close(
-                key,
-                CloseCode::POLICY,
-                "backpressure",
-                CloseReason::Backpressure,
-            );
-            return false;
+            return self.backpressure(key);
         }
         encode_frame(&mut conn.output, opcode, true, payload, None);
         if opcode == OpCode::Text || opcode == OpCode::Binary {
@@ -163,6 +228,44 @@ impl Hub {
         }
         self.mark_dirty(key);
         true
+    }
+
+    /// Queue an already encoded data frame (of a `payload_len`-byte message).
+    pub(crate) fn queue_encoded(&mut self, key: usize, frame: &[u8], payload_len: usize) -> bool {
+        let limit = self.settings.max_backpressure;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return false;
+        };
+        if conn.queued() + frame.len() > limit {
+            return self.backpressure(key);
+        }
+        conn.output.extend_from_slice(frame);
+        self.metrics.messages_out += 1;
+        self.metrics.bytes_out += payload_len as u64;
+        self.mark_dirty(key);
+        true
+    }
+
+    /// The socket's queue would pass `max_backpressure`: close it (1008) rather
+    /// than grow memory or drop the message silently.
+    fn backpressure(&mut self, key: usize) -> bool {
+        if let Some(conn) = self.conns.get(key) {
+            crate::warn!(
+                "socket {}: {} bytes queued, over max_backpressure; closing 1008",
+                conn.id,
+                conn.queued()
+            );
+        }
+        self.begin_close(
+            key,
+            CloseCode::POLICY,
+            "backpressure",
+            CloseReason::Backpressure,
+        );
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.shutdown_after_flush = true;
+        }
+        false
     }
 
     /// Queue raw bytes (an HTTP response) on slot `key`.
@@ -239,7 +342,10 @@ impl Hub {
             return;
         }
         conn.phase = Phase::Closing;
-        if let Some(t) = conn.heartbeat.take() {
+        for t in [conn.heartbeat.take(), conn.auth_deadline.take()]
+            .into_iter()
+            .flatten()
+        {
             self.timers.cancel(t);
         }
         self.online -= 1;
@@ -278,7 +384,10 @@ impl Hub {
             self.leave_open(key, CloseReason::ConnectionLost);
         }
         let conn = self.conns.try_remove(key)?;
-        for t in [conn.deadline, conn.heartbeat].into_iter().flatten() {
+        for t in [conn.deadline, conn.heartbeat, conn.auth_deadline]
+            .into_iter()
+            .flatten()
+        {
             self.timers.cancel(t);
         }
         Some(conn)

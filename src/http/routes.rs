@@ -1,0 +1,158 @@
+//! The built-in routes: health, status, metrics, the demo page.
+
+use std::fmt::Write as _;
+
+use serde_json::json;
+
+use super::response::Response;
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+
+/// The demo page served at `GET /`.
+pub const DEMO_PAGE: &str = include_str!("demo.html");
+
+/// `GET /healthz`.
+pub fn healthz() -> Response {
+    Response::text(200, "ok\n")
+}
+
+/// `GET /status`: online sockets, clients, groups, uptime.
+pub fn status(hub: &Hub) -> Response {
+    Response::json(
+        200,
+        &json!({
+            "online_sockets": hub.online_sockets(),
+            "online_clients": hub.online_clients(),
+            "groups": hub.groups_count(),
+            "uptime_s": hub.uptime_secs(),
+        }),
+    )
+}
+
+/// `GET /`: the demo page, unless `demo_page = false`.
+pub fn demo(hub: &Hub) -> Response {
+    if hub.config().demo_page {
+        Response::html(200, DEMO_PAGE)
+    } else {
+        Response::error(404, "not found")
+    }
+}
+
+/// `GET /metrics`: Prometheus text exposition format 0.0.4.
+pub fn metrics(hub: &Hub) -> Response {
+    let m = hub.metrics();
+    let mut out = String::with_capacity(2048);
+    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = write!(
+            out,
+            "# HELP gmws_{name} {help}\n# TYPE gmws_{name} {kind}\ngmws_{name} {value}\n"
+        );
+    };
+    metric(
+        "connections",
+        "gauge",
+        "TCP connections held.",
+        hub.connections() as u64,
+    );
+    metric(
+        "online_sockets",
+        "gauge",
+        "Open WebSockets.",
+        hub.online_sockets() as u64,
+    );
+    metric(
+        "online_clients",
+        "gauge",
+        "Distinct bound client ids.",
+        hub.online_clients() as u64,
+    );
+    metric(
+        "groups",
+        "gauge",
+        "Groups with members.",
+        hub.groups_count() as u64,
+    );
+    metric(
+        "uptime_seconds",
+        "gauge",
+        "Seconds since start.",
+        hub.uptime_secs(),
+    );
+    metric(
+        "connections_accepted_total",
+        "counter",
+        "TCP connections accepted.",
+        m.connections_accepted,
+    );
+    metric(
+        "connections_refused_total",
+        "counter",
+        "Connections refused at max_connections.",
+        m.connections_refused,
+    );
+    metric(
+        "handshakes_total",
+        "counter",
+        "WebSocket handshakes completed.",
+        m.handshakes,
+    );
+    metric(
+        "handshake_failures_total",
+        "counter",
+        "Handshakes and request heads refused.",
+        m.handshake_failures,
+    );
+    metric(
+        "http_requests_total",
+        "counter",
+        "Plain HTTP requests served.",
+        m.http_requests,
+    );
+    metric(
+        "messages_in_total",
+        "counter",
+        "Data messages received.",
+        m.messages_in,
+    );
+    metric(
+        "messages_out_total",
+        "counter",
+        "Data messages queued to clients.",
+        m.messages_out,
+    );
+    metric(
+        "bytes_in_total",
+        "counter",
+        "Payload bytes received.",
+        m.bytes_in,
+    );
+    metric(
+        "bytes_out_total",
+        "counter",
+        "Payload bytes queued.",
+        m.bytes_out,
+    );
+    metric(
+        "protocol_errors_total",
+        "counter",
+        "Connections failed for protocol errors.",
+        m.protocol_errors,
+    );
+    metric(
+        "handler_panics_total",
+        "counter",
+        "Handler panics caught.",
+        m.handler_panics,
+    );
+    out.push_str(
+        "# HELP gmws_closes_total WebSocket closes by reason.\n# TYPE gmws_closes_total counter\n",
+    );
+    for (label, count) in Metrics::CLOSE_LABELS.iter().zip(m.closes) {
+        let _ = writeln!(out, "gmws_closes_total{{reason=\"{label}\"}} {count}");
+    }
+    Response::with_body(
+        200,
+        "text/plain; version=0.0.4; charset=utf-8",
+        out.into_bytes(),
+    )
+}

@@ -1,0 +1,420 @@
+//! The seed's API: sending, client binding, groups, sessions, user timers.
+
+use std::time::Duration;
+
+use gmws_protocol::OpCode;
+use serde_json::{Map, Value};
+
+use super::payload::Payload;
+use super::{millis, Hub, TimerEvent};
+use crate::socket_id::SocketId;
+
+/// Per-socket application state, allocated on first use (an idle socket that
+/// never binds, joins or stores a session has none).
+#[derive(Debug, Default)]
+pub struct SocketApp {
+    /// The bound client id.
+    pub(crate) client_id: Option<String>,
+    /// Groups joined.
+    pub(crate) groups: Vec<String>,
+    /// The session object.
+    pub(crate) session: Option<Value>,
+    /// User timers tied to this socket.
+    pub(crate) timers: Vec<TimerHandle>,
+}
+
+/// A user timer, as returned by [`Hub::add_timer`] and given to `on_timer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TimerHandle(pub(crate) u64);
+
+/// A user timer's schedule.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct UserTimer {
+    pub current: crate::timer::TimerId,
+    pub interval_ms: Option<u64>,
+    pub socket: Option<SocketId>,
+}
+
+/// Why a hub operation was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HubError {
+    /// The socket is not an open WebSocket (closed, closing, or a stale id).
+    NotOnline,
+    /// The socket is in `max_groups_per_socket` groups already.
+    TooManyGroups,
+    /// The group name is empty or longer than `max_group_name`.
+    BadGroupName,
+    /// The client id is empty or longer than `max_client_id`.
+    BadClientId,
+}
+
+impl std::fmt::Display for HubError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HubError::NotOnline => "socket not online",
+            HubError::TooManyGroups => "too many groups for this socket",
+            HubError::BadGroupName => "group name empty or too long",
+            HubError::BadClientId => "client id empty or too long",
+        })
+    }
+}
+
+impl std::error::Error for HubError {}
+
+impl Hub {
+    /// Queue one frame to each of `targets` that is online; returns how many
+    /// were written to. The frame is encoded once (a JSON value serialised once).
+    fn fan_out(&mut self, targets: &[SocketId], payload: Payload<'_>) -> usize {
+        let json;
+        let (opcode, bytes) = match payload {
+            Payload::Text(t) => (OpCode::Text, t.as_bytes()),
+            Payload::Binary(b) => (OpCode::Binary, b),
+            Payload::Json(v) => {
+                json = serde_json::to_vec(v).unwrap_or_default();
+                (OpCode::Text, &json[..])
+            }
+        };
+        self.fan_out_bytes(targets, opcode, bytes)
+    }
+
+    fn fan_out_bytes(&mut self, targets: &[SocketId], opcode: OpCode, payload: &[u8]) -> usize {
+        let mut frame = std::mem::take(&mut self.frame_scratch);
+        frame.clear();
+        gmws_protocol::encoder::encode_frame(&mut frame, opcode, true, payload, None);
+        let mut delivered = 0;
+        for &id in targets {
+            if self.is_socket_online(id) && self.queue_encoded(id.slot(), &frame, payload.len()) {
+                delivered += 1;
+            }
+        }
+        self.frame_scratch = frame;
+        delivered
+    }
+
+    /// Queue a message to one socket. False if it is not online (or was just
+    /// closed for backpressure).
+    pub fn send_to_socket<'a>(
+        &mut self,
+        socket: SocketId,
+        payload: impl Into<Payload<'a>>,
+    ) -> bool {
+        self.fan_out(&[socket], payload.into()) == 1
+    }
+
+    /// Queue a message to every socket bound to `client_id`; returns how many.
+    pub fn send_to_client<'a>(
+        &mut self,
+        client_id: &str,
+        payload: impl Into<Payload<'a>>,
+    ) -> usize {
+        let targets = self.clients.get(client_id).cloned().unwrap_or_default();
+        self.fan_out(&targets, payload.into())
+    }
+
+    /// Queue a message to every open socket, bound or not; returns how many.
+    pub fn send_to_all<'a>(&mut self, payload: impl Into<Payload<'a>>) -> usize {
+        let targets: Vec<SocketId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.is_open())
+            .map(|(_, c)| c.id)
+            .collect();
+        self.fan_out(&targets, payload.into())
+    }
+
+    /// Queue a message to every socket bound to a client id; returns how many.
+    pub fn send_to_all_clients<'a>(&mut self, payload: impl Into<Payload<'a>>) -> usize {
+        let targets: Vec<SocketId> = self.clients.values().flatten().copied().collect();
+        self.fan_out(&targets, payload.into())
+    }
+
+    /// Queue a message to every member of `group` except those in `exclude`;
+    /// returns how many.
+    pub fn send_to_group<'a>(
+        &mut self,
+        group: &str,
+        payload: impl Into<Payload<'a>>,
+        exclude: &[SocketId],
+    ) -> usize {
+        let targets: Vec<SocketId> = match self.groups.get(group) {
+            Some(g) => g
+                .sockets
+                .iter()
+                .filter(|id| !exclude.contains(id))
+                .copied()
+                .collect(),
+            None => return 0,
+        };
+        self.fan_out(&targets, payload.into())
+    }
+
+    fn app_mut(&mut self, socket: SocketId) -> Result<&mut SocketApp, HubError> {
+        match self.conn_mut(socket) {
+            Some(conn) if conn.is_open() => Ok(conn.app.get_or_insert_with(Default::default)),
+            _ => Err(HubError::NotOnline),
+        }
+    }
+
+    fn app(&self, socket: SocketId) -> Option<&SocketApp> {
+        self.conn(socket)
+            .filter(|c| c.is_open())
+            .and_then(|c| c.app.as_deref())
+    }
+
+    /// Add `socket` to `group`. `Ok(false)` if it was a member already.
+    pub fn join_group(&mut self, socket: SocketId, group: &str) -> Result<bool, HubError> {
+        if group.is_empty() || group.len() > self.settings.max_group_name {
+            return Err(HubError::BadGroupName);
+        }
+        let max = self.settings.max_groups_per_socket;
+        let app = self.app_mut(socket)?;
+        if app.groups.iter().any(|g| g == group) {
+            return Ok(false);
+        }
+        if app.groups.len() >= max {
+            return Err(HubError::TooManyGroups);
+        }
+        app.groups.push(group.to_owned());
+        let client = app.client_id.clone();
+        self.groups.add(group, socket, client.as_deref());
+        Ok(true)
+    }
+
+    /// Remove `socket` from `group`. False if it was not a member.
+    pub fn leave_group(&mut self, socket: SocketId, group: &str) -> bool {
+        let Ok(app) = self.app_mut(socket) else {
+            return false;
+        };
+        let Some(pos) = app.groups.iter().position(|g| g == group) else {
+            return false;
+        };
+        app.groups.swap_remove(pos);
+        let client = app.client_id.clone();
+        self.groups.remove(group, socket, client.as_deref())
+    }
+
+    /// Dissolve `group`: every member leaves. Returns how many members it had.
+    pub fn ungroup(&mut self, group: &str) -> usize {
+        let Some(members) = self.groups.take(group) else {
+            return 0;
+        };
+        for id in &members.sockets {
+            if let Some(app) = self.conn_mut(*id).and_then(|c| c.app.as_deref_mut()) {
+                app.groups.retain(|g| g != group);
+            }
+        }
+        members.sockets.len()
+    }
+
+    /// How many sockets are in `group`.
+    pub fn group_sockets_count(&self, group: &str) -> usize {
+        self.groups.get(group).map_or(0, |g| g.sockets.len())
+    }
+
+    /// How many distinct bound client ids have a socket in `group`.
+    pub fn group_clients_count(&self, group: &str) -> usize {
+        self.groups.get(group).map_or(0, |g| g.clients.len())
+    }
+
+    /// The sockets in `group` (in no particular order).
+    pub fn group_members(&self, group: &str) -> Vec<SocketId> {
+        self.groups
+            .get(group)
+            .map_or_else(Vec::new, |g| g.sockets.iter().copied().collect())
+    }
+
+    /// How many groups have members.
+    pub fn groups_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// The groups `socket` is in.
+    pub fn socket_groups(&self, socket: SocketId) -> Vec<String> {
+        self.app(socket).map_or_else(Vec::new, |a| a.groups.clone())
+    }
+
+    /// Bind `socket` to `client_id` (rebinding moves it from its previous id).
+    /// One client id may hold several sockets (several tabs).
+    pub fn bind_client(&mut self, socket: SocketId, client_id: &str) -> Result<(), HubError> {
+        if client_id.is_empty() || client_id.len() > self.settings.max_client_id {
+            return Err(HubError::BadClientId);
+        }
+        let app = self.app_mut(socket)?;
+        let old = app.client_id.replace(client_id.to_owned());
+        let groups = app.groups.clone();
+        if old.as_deref() == Some(client_id) {
+            return Ok(());
+        }
+        if let Some(old) = &old {
+            self.clients.remove(old, socket);
+        }
+        self.clients.add(client_id, socket);
+        for group in &groups {
+            self.groups
+                .set_client(group, old.as_deref(), Some(client_id));
+        }
+        if let Some(conn) = self.conn_mut(socket) {
+            if let Some(t) = conn.auth_deadline.take() {
+                self.timers.cancel(t);
+            }
+        }
+        Ok(())
+    }
+
+    /// Unbind `socket` from its client id; returns the id it had.
+    pub fn unbind_client(&mut self, socket: SocketId) -> Option<String> {
+        let app = self.app_mut(socket).ok()?;
+        let old = app.client_id.take()?;
+        let groups = app.groups.clone();
+        self.clients.remove(&old, socket);
+        for group in &groups {
+            self.groups.set_client(group, Some(&old), None);
+        }
+        Some(old)
+    }
+
+    /// The client id `socket` is bound to.
+    pub fn client_id(&self, socket: SocketId) -> Option<&str> {
+        self.app(socket).and_then(|a| a.client_id.as_deref())
+    }
+
+    /// Whether any open socket is bound to `client_id`.
+    pub fn is_client_online(&self, client_id: &str) -> bool {
+        self.clients.get(client_id).is_some_and(|s| !s.is_empty())
+    }
+
+    /// The open sockets bound to `client_id`.
+    pub fn client_sockets(&self, client_id: &str) -> Vec<SocketId> {
+        self.clients.get(client_id).cloned().unwrap_or_default()
+    }
+
+    /// How many distinct client ids are bound.
+    pub fn online_clients(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Replace `socket`'s session. False if it is not online.
+    pub fn set_session(&mut self, socket: SocketId, session: Value) -> bool {
+        self.app_mut(socket)
+            .map(|a| a.session = Some(session))
+            .is_ok()
+    }
+
+    /// Merge `fields` into `socket`'s session object (top-level keys replaced;
+    /// a `null` removes the key). False if it is not online.
+    pub fn update_session(&mut self, socket: SocketId, fields: Map<String, Value>) -> bool {
+        let Ok(app) = self.app_mut(socket) else {
+            return false;
+        };
+        let session = app.session.get_or_insert_with(|| Value::Object(Map::new()));
+        if !session.is_object() {
+            *session = Value::Object(Map::new());
+        }
+        if let Value::Object(map) = session {
+            for (k, v) in fields {
+                if v.is_null() {
+                    map.remove(&k);
+                } else {
+                    map.insert(k, v);
+                }
+            }
+        }
+        true
+    }
+
+    /// `socket`'s session, if it has one.
+    pub fn get_session(&self, socket: SocketId) -> Option<&Value> {
+        self.app(socket).and_then(|a| a.session.as_ref())
+    }
+
+    /// Schedule `on_timer` after `delay`, then every `every` if given. A timer
+    /// tied to a `socket` is cancelled when that socket closes.
+    pub fn add_timer(
+        &mut self,
+        delay: Duration,
+        every: Option<Duration>,
+        socket: Option<SocketId>,
+    ) -> TimerHandle {
+        self.next_timer += 1;
+        let handle = TimerHandle(self.next_timer);
+        let current = self
+            .timers
+            .insert(self.now + millis(delay), TimerEvent::User(handle));
+        let interval_ms = every.map(|d| millis(d).max(1));
+        self.user_timers.insert(
+            handle,
+            UserTimer {
+                current,
+                interval_ms,
+                socket,
+            },
+        );
+        if let Some(id) = socket {
+            if let Ok(app) = self.app_mut(id) {
+                app.timers.push(handle);
+            }
+        }
+        handle
+    }
+
+    /// Cancel a user timer. False if it had fired (one-shot) or was cancelled.
+    pub fn cancel_timer(&mut self, handle: TimerHandle) -> bool {
+        let Some(timer) = self.user_timers.remove(&handle) else {
+            return false;
+        };
+        self.timers.cancel(timer.current);
+        if let Some(app) = timer
+            .socket
+            .and_then(|id| self.conn_mut(id))
+            .and_then(|c| c.app.as_deref_mut())
+        {
+            app.timers.retain(|t| *t != handle);
+        }
+        true
+    }
+
+    /// A user timer fired: re-arm an interval timer; returns its socket (if
+    /// tied to one) or `None` when the timer is gone.
+    pub(crate) fn user_timer_fired(&mut self, handle: TimerHandle) -> Option<Option<SocketId>> {
+        let timer = self.user_timers.get_mut(&handle)?;
+        let socket = timer.socket;
+        match timer.interval_ms {
+            Some(every) => {
+                timer.current = self
+                    .timers
+                    .insert(self.now + every, TimerEvent::User(handle));
+            }
+            None => {
+                self.user_timers.remove(&handle);
+                if let Some(app) = socket
+                    .and_then(|id| self.conn_mut(id))
+                    .and_then(|c| c.app.as_deref_mut())
+                {
+                    app.timers.retain(|t| *t != handle);
+                }
+            }
+        }
+        Some(socket)
+    }
+
+    /// Remove a closed socket from every index and cancel its timers.
+    /// Costs O(its groups + its timers).
+    pub(crate) fn forget(&mut self, socket: SocketId) {
+        let Some(app) = self.conn_mut(socket).and_then(|c| c.app.take()) else {
+            return;
+        };
+        let client = app.client_id.as_deref();
+        if let Some(client) = client {
+            self.clients.remove(client, socket);
+        }
+        for group in &app.groups {
+            self.groups.remove(group, socket, client);
+        }
+        for handle in &app.timers {
+            if let Some(timer) = self.user_timers.remove(handle) {
+                self.timers.cancel(timer.current);
+            }
+        }
+    }
+}
