@@ -144,6 +144,11 @@ impl<H: Handler> Server<H> {
         self.router.add(method, pattern, Route::User(Box::new(f)))
     }
 
+    /// The hub, to act before `run` (add timers, …).
+    pub fn hub_mut(&mut self) -> &mut Hub {
+        &mut self.hub
+    }
+
     /// The hub (for inspection between turns, e.g. in tests).
     pub fn hub(&self) -> &Hub {
         &self.hub

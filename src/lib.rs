@@ -29,6 +29,7 @@ pub mod auth;
 pub mod config;
 pub mod connection;
 pub mod event_loop;
+pub mod gateway;
 pub mod handler;
 pub mod http;
 pub mod hub;
@@ -39,6 +40,7 @@ pub mod timer;
 
 pub use config::Config;
 pub use event_loop::{Server, ShutdownHandle};
+pub use gateway::Gateway;
 pub use gmws_protocol as protocol;
 pub use handler::{CloseReason, Handler};
 pub use hub::{Hub, HubError, Payload, TimerHandle};

@@ -1,0 +1,144 @@
+//! The default gateway: the `gmws` binary's [`Handler`].
+//!
+//! It speaks the wire contract of DESIGN.md: `welcome` on connect; `bind` and
+//! `ping` (handled by the framework, see [`Handler::on_text`]); and `join`,
+//! `leave`, `send_to_all`, `send_to_group`, `send_to_client`, each allowed or
+//! refused by configuration (`allow_join`, `allow_send_to_*`). Until bound, a
+//! socket may only `bind` and `ping`. Every refusal is an error envelope and
+//! the connection stays open.
+//!
+//! Decisions: a sender is among the recipients of its own `send_to_all` and
+//! `send_to_group` (as with the HTTP API, everyone in the audience gets the
+//! message); binary frames are not part of the JSON protocol and get an
+//! `unsupported` error envelope.
+
+use serde_json::{json, Value};
+
+use crate::handler::Handler;
+use crate::hub::{Hub, HubError};
+use crate::message::{codes, envelope, error, Envelope};
+use crate::socket_id::SocketId;
+
+/// The ready-to-run gateway.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Gateway;
+
+impl Handler for Gateway {
+    fn on_connect(&mut self, hub: &mut Hub, socket: SocketId) {
+        let welcome = envelope(
+            "welcome",
+            json!({
+                "socket_id": socket.to_string(),
+                "auth_timeout": hub.config().auth_timeout.as_secs_f64(),
+            }),
+        );
+        hub.send_to_socket(socket, &welcome);
+    }
+
+    fn on_binary(&mut self, hub: &mut Hub, socket: SocketId, _data: &[u8]) {
+        let reply = error(
+            codes::UNSUPPORTED,
+            "binary frames are not part of the JSON protocol",
+            None,
+        );
+        hub.send_to_socket(socket, &reply);
+    }
+
+    fn on_message(&mut self, hub: &mut Hub, socket: SocketId, message: &Envelope) {
+        let kind = message.kind.as_str();
+        let reply = match handle(hub, socket, message) {
+            Ok(Some(reply)) => reply,
+            Ok(None) => return,
+            Err((code, text)) => error(code, &text, Some(kind)),
+        };
+        hub.send_to_socket(socket, &reply);
+    }
+}
+
+type Outcome = Result<Option<Value>, (&'static str, String)>;
+
+fn refuse(code: &'static str, text: impl Into<String>) -> (&'static str, String) {
+    (code, text.into())
+}
+
+fn handle(hub: &mut Hub, socket: SocketId, message: &Envelope) -> Outcome {
+    let kind = message.kind.as_str();
+    let known = matches!(
+        kind,
+        "join" | "leave" | "send_to_all" | "send_to_group" | "send_to_client"
+    );
+    if !known {
+        return Err(refuse(
+            codes::UNKNOWN_TYPE,
+            format!("unknown message type {kind:?}"),
+        ));
+    }
+    let Some(client_id) = hub.client_id(socket).map(str::to_owned) else {
+        return Err(refuse(codes::NOT_BOUND, "bind a client_id first"));
+    };
+    let config = hub.config();
+    let allowed = match kind {
+        "join" | "leave" => config.allow_join,
+        "send_to_all" => config.allow_send_to_all,
+        "send_to_group" => config.allow_send_to_group,
+        _ => config.allow_send_to_client,
+    };
+    if !allowed {
+        return Err(refuse(
+            codes::FORBIDDEN,
+            format!("{kind} is disabled on this server"),
+        ));
+    }
+    let field = |name: &str| {
+        message
+            .id_field(name)
+            .ok_or_else(|| refuse(codes::BAD_REQUEST, format!("data.{name} (string) required")))
+    };
+    let from = json!({ "socket_id": socket.to_string(), "client_id": client_id });
+    match kind {
+        "join" => {
+            let group = field("group")?;
+            match hub.join_group(socket, &group) {
+                Ok(_) => Ok(Some(envelope("join", json!({ "group": group })))),
+                Err(HubError::TooManyGroups) => Err(refuse(
+                    codes::TOO_MANY_GROUPS,
+                    HubError::TooManyGroups.to_string(),
+                )),
+                Err(e) => Err(refuse(codes::BAD_REQUEST, e.to_string())),
+            }
+        }
+        "leave" => {
+            let group = field("group")?;
+            hub.leave_group(socket, &group);
+            Ok(Some(envelope("leave", json!({ "group": group }))))
+        }
+        _ => {
+            let body = message
+                .data
+                .get("message")
+                .cloned()
+                .ok_or_else(|| refuse(codes::BAD_REQUEST, "data.message required"))?;
+            let (to, target) = match kind {
+                "send_to_group" => {
+                    let group = field("group")?;
+                    (json!({ "group": group }), group)
+                }
+                "send_to_client" => {
+                    let id = field("client_id")?;
+                    (json!({ "client": id }), id)
+                }
+                _ => (json!({ "all": true }), String::new()),
+            };
+            let out = envelope(
+                "message",
+                json!({ "from": from, "to": to, "message": body }),
+            );
+            match kind {
+                "send_to_group" => hub.send_to_group(&target, &out, &[]),
+                "send_to_client" => hub.send_to_client(&target, &out),
+                _ => hub.send_to_all(&out),
+            };
+            Ok(None)
+        }
+    }
+}
