@@ -12,7 +12,10 @@ use gmws_protocol::Limits;
 
 /// Everything the server can be told. Build with `Config::default()` and set
 /// fields; [`Config::validate`] checks the combination once at start.
-#[derive(Clone, Debug)]
+///
+/// `Debug` prints every field but shows the secrets (`api_key`, `auth_secret`)
+/// only as set or unset.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Config {
     /// Address to listen on (default `127.0.0.1:8080`).
@@ -108,6 +111,42 @@ impl Default for Config {
     }
 }
 
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = |s: &Option<String>| if s.is_some() { "(set)" } else { "(unset)" };
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("ping_interval", &self.ping_interval)
+            .field("ping_timeout_count", &self.ping_timeout_count)
+            .field("auth_timeout", &self.auth_timeout)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("close_timeout", &self.close_timeout)
+            .field("http_idle_timeout", &self.http_idle_timeout)
+            .field("max_message_size", &self.max_message_size)
+            .field("max_frame_size", &self.max_frame_size)
+            .field("max_fragments", &self.max_fragments)
+            .field("max_request_head", &self.max_request_head)
+            .field("max_request_headers", &self.max_request_headers)
+            .field("max_http_body", &self.max_http_body)
+            .field("max_backpressure", &self.max_backpressure)
+            .field("max_connections", &self.max_connections)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("protocols", &self.protocols)
+            .field("api_key", &secret(&self.api_key))
+            .field("auth_secret", &secret(&self.auth_secret))
+            .field("max_groups_per_socket", &self.max_groups_per_socket)
+            .field("max_group_name", &self.max_group_name)
+            .field("max_client_id", &self.max_client_id)
+            .field("allow_join", &self.allow_join)
+            .field("allow_send_to_all", &self.allow_send_to_all)
+            .field("allow_send_to_group", &self.allow_send_to_group)
+            .field("allow_send_to_client", &self.allow_send_to_client)
+            .field("demo_page", &self.demo_page)
+            .field("log_level", &self.log_level)
+            .finish()
+    }
+}
+
 /// A configuration that cannot work.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigError {
@@ -199,6 +238,17 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_hides_secrets() {
+        let config = Config {
+            api_key: Some("hunter2".into()),
+            ..Config::default()
+        };
+        let text = format!("{config:?}");
+        assert!(!text.contains("hunter2"));
+        assert!(text.contains("api_key: \"(set)\""));
+    }
 
     #[test]
     fn defaults_are_valid() {

@@ -26,6 +26,7 @@
 pub mod log;
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod event_loop;

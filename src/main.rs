@@ -1,0 +1,81 @@
+//! The `gmws` binary: the ready-to-run gateway.
+//!
+//! `gmws serve [--config FILE] [--listen ADDR] [--<key> VALUE ...]` (the
+//! default command) runs [`gmws::Gateway`] with the configuration from flags,
+//! `GMWS_*` environment variables, a TOML file and the defaults, in that order
+//! of precedence. `gmws --help` lists every key.
+
+use std::process::ExitCode;
+
+use gmws::cli::{parse_command, Command};
+use gmws::log::{self, Level};
+use gmws::{Gateway, Server};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let (command, warnings) = match parse_command(&args, &env) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("gmws: {e}\nTry `gmws --help`.");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match command {
+        Command::Help(text) => {
+            println!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Command::Load(_) => {
+            eprintln!("gmws: the load generator is not part of this build yet");
+            return ExitCode::from(2);
+        }
+        Command::Serve(config) => config,
+    };
+    log::set_level(Level::parse(&config.log_level).unwrap_or(Level::Info));
+    for warning in warnings {
+        gmws::warn!("{warning}");
+    }
+    if config.auth_secret.is_none() {
+        gmws::warn!("no auth_secret set: `bind` trusts the client_id a client sends (set auth_secret to require HS256 tokens)");
+    }
+    if config.api_key.is_none() {
+        gmws::info!("no api_key set: /api/ answers loopback peers only");
+    }
+    let listen = config.listen;
+    let mut server = match Server::bind(config, Gateway) {
+        Ok(server) => server,
+        Err(e) => {
+            gmws::error!("cannot listen on {listen}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let handle = server.shutdown_handle();
+    match Signals::new([SIGINT, SIGTERM]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                if let Some(signal) = signals.forever().next() {
+                    gmws::info!("signal {signal}: shutting down");
+                    handle.shutdown();
+                }
+            });
+        }
+        Err(e) => gmws::warn!("cannot install signal handlers: {e}"),
+    }
+    gmws::info!(
+        "gmws listening on http://{} (demo page at /)",
+        server.local_addr()
+    );
+    match server.run() {
+        Ok(()) => {
+            gmws::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            gmws::error!("event loop failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
