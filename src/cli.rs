@@ -480,6 +480,26 @@ static KEYS: &[Key] = &[
         "Most open connections, HTTP and WebSocket; more are refused with 503."
     ),
     key!(
+        max_pending_handshakes,
+        Count,
+        "Most connections in their HTTP phase at once; past it accepting pauses."
+    ),
+    key!(
+        invalid_message_limit,
+        Count32,
+        "Invalid messages per window before a socket is closed (1008)."
+    ),
+    key!(
+        invalid_message_window,
+        Seconds,
+        "The window of invalid_message_limit, in seconds."
+    ),
+    key!(
+        binary_messages,
+        Text,
+        "Gateway answer to a binary frame: error, close (1003) or ignore."
+    ),
+    key!(
         allowed_origins,
         List,
         "Origins allowed to upgrade (others get 403); empty allows any."

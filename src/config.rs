@@ -48,6 +48,18 @@ pub struct Config {
     pub max_backpressure: usize,
     /// Most open connections, HTTP and WebSocket (default 100000); more are refused with 503.
     pub max_connections: usize,
+    /// Most connections still in their HTTP phase (handshake or plain HTTP)
+    /// at once (default 1024); past it, accepting pauses (new connections wait
+    /// in the kernel's backlog) until one finishes.
+    pub max_pending_handshakes: usize,
+    /// Invalid client messages (each one answered by an error envelope) one
+    /// socket may send per `invalid_message_window` (default 100); more: close 1008.
+    pub invalid_message_limit: u32,
+    /// The window of `invalid_message_limit` (default 10 s).
+    pub invalid_message_window: Duration,
+    /// What the gateway does with a binary frame, which its JSON protocol does not
+    /// use: `error` (an `unsupported` error envelope, the default), `close` (1003), or `ignore`.
+    pub binary_messages: String,
     /// Allowed `Origin`s for upgrades; empty (default) allows any.
     pub allowed_origins: Vec<String>,
     /// Subprotocols offered to clients (default none).
@@ -94,6 +106,10 @@ impl Default for Config {
             max_http_body: 1 << 20,
             max_backpressure: 1 << 20,
             max_connections: 100_000,
+            max_pending_handshakes: 1024,
+            invalid_message_limit: 100,
+            invalid_message_window: Duration::from_secs(10),
+            binary_messages: "error".to_owned(),
             allowed_origins: Vec::new(),
             protocols: Vec::new(),
             api_key: None,
@@ -130,6 +146,10 @@ impl std::fmt::Debug for Config {
             .field("max_http_body", &self.max_http_body)
             .field("max_backpressure", &self.max_backpressure)
             .field("max_connections", &self.max_connections)
+            .field("max_pending_handshakes", &self.max_pending_handshakes)
+            .field("invalid_message_limit", &self.invalid_message_limit)
+            .field("invalid_message_window", &self.invalid_message_window)
+            .field("binary_messages", &self.binary_messages)
             .field("allowed_origins", &self.allowed_origins)
             .field("protocols", &self.protocols)
             .field("api_key", &secret(&self.api_key))
@@ -167,7 +187,22 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Check the combination of values once, before the server starts.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(bool, &'static str, &'static str); 11] = [
+        let checks: [(bool, &'static str, &'static str); 14] = [
+            (
+                self.max_pending_handshakes >= 1,
+                "max_pending_handshakes",
+                "at least 1",
+            ),
+            (
+                self.invalid_message_limit >= 1,
+                "invalid_message_limit",
+                "at least 1",
+            ),
+            (
+                matches!(self.binary_messages.as_str(), "error" | "close" | "ignore"),
+                "binary_messages",
+                "one of error, close, ignore",
+            ),
             (self.max_group_name >= 1, "max_group_name", "at least 1"),
             (self.max_client_id >= 1, "max_client_id", "at least 1"),
             (

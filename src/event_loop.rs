@@ -78,6 +78,8 @@ pub struct Server<H: Handler> {
     read_buf: Vec<u8>,
     read_again: Vec<usize>,
     accept_paused: bool,
+    /// Accepting stopped at `max_pending_handshakes`; resumes below it.
+    backlogged: bool,
     last_exhaustion_log: Option<Instant>,
     start: Instant,
     stop: Arc<AtomicBool>,
@@ -111,6 +113,7 @@ impl<H: Handler> Server<H> {
             read_buf: vec![0; RESERVE + READ_CHUNK],
             read_again: Vec::new(),
             accept_paused: false,
+            backlogged: false,
             last_exhaustion_log: None,
             start: Instant::now(),
             stop: Arc::new(AtomicBool::new(false)),
@@ -191,6 +194,10 @@ impl<H: Handler> Server<H> {
                 self.fire(event);
             }
             self.flush_dirty();
+            if self.backlogged && self.hub.pending_http < self.config.max_pending_handshakes {
+                self.backlogged = false;
+                self.accept_all();
+            }
             if self.stop.load(Ordering::Relaxed) && self.shutdown_step() {
                 return Ok(());
             }
@@ -246,6 +253,11 @@ impl<H: Handler> Server<H> {
 
     fn accept_all(&mut self) {
         while !self.accept_paused {
+            if self.hub.pending_http >= self.config.max_pending_handshakes {
+                // Leave the rest in the kernel's backlog until a handshake ends.
+                self.backlogged = true;
+                return;
+            }
             let Some(listener) = self.listener.as_ref() else {
                 return;
             };
@@ -317,6 +329,7 @@ impl<H: Handler> Server<H> {
         }
         let generation = self.hub.next_generation();
         let id = SocketId::new(key, generation);
+        self.hub.pending_http += 1;
         self.hub.conns.insert(Connection::new(
             stream,
             id,
@@ -680,6 +693,9 @@ impl<H: Handler> Server<H> {
             let _ = registry.reregister(&mut conn.stream, Token(key), Interest::READABLE);
         }
         if conn.shutdown_after_flush && conn.phase != Phase::Draining {
+            if conn.phase == Phase::Http {
+                self.hub.pending_http -= 1;
+            }
             conn.phase = Phase::Draining;
             conn.discard_input = true;
             conn.input = Vec::new();

@@ -9,14 +9,16 @@
 //!
 //! Decisions: a sender is among the recipients of its own `send_to_all` and
 //! `send_to_group` (as with the HTTP API, everyone in the audience gets the
-//! message); binary frames are not part of the JSON protocol and get an
-//! `unsupported` error envelope.
+//! message); binary frames are not part of the JSON protocol: by
+//! `binary_messages` they get an `unsupported` error envelope (default), close
+//! the socket with 1003, or are ignored. Every error envelope counts toward the
+//! socket's `invalid_message_limit`.
 
 use serde_json::{json, Value};
 
 use crate::handler::Handler;
 use crate::hub::{Hub, HubError};
-use crate::message::{codes, envelope, error, Envelope};
+use crate::message::{codes, envelope, Envelope};
 use crate::socket_id::SocketId;
 
 /// The ready-to-run gateway.
@@ -29,29 +31,35 @@ impl Handler for Gateway {
             "welcome",
             json!({
                 "socket_id": socket.to_string(),
-                "auth_timeout": hub.config().auth_timeout.as_secs_f64(),
+                "auth_timeout": seconds(hub.config().auth_timeout),
             }),
         );
         hub.send_to_socket(socket, &welcome);
     }
 
     fn on_binary(&mut self, hub: &mut Hub, socket: SocketId, _data: &[u8]) {
-        let reply = error(
-            codes::UNSUPPORTED,
-            "binary frames are not part of the JSON protocol",
-            None,
-        );
-        hub.send_to_socket(socket, &reply);
+        match hub.config().binary_messages.as_str() {
+            "ignore" => {}
+            "close" => {
+                hub.close_socket(socket, 1003, "binary frames are not accepted");
+            }
+            _ => hub.reply_error(
+                socket,
+                codes::UNSUPPORTED,
+                "binary frames are not part of the JSON protocol",
+                None,
+            ),
+        }
     }
 
     fn on_message(&mut self, hub: &mut Hub, socket: SocketId, message: &Envelope) {
-        let kind = message.kind.as_str();
-        let reply = match handle(hub, socket, message) {
-            Ok(Some(reply)) => reply,
-            Ok(None) => return,
-            Err((code, text)) => error(code, &text, Some(kind)),
-        };
-        hub.send_to_socket(socket, &reply);
+        match handle(hub, socket, message) {
+            Ok(Some(reply)) => {
+                hub.send_to_socket(socket, &reply);
+            }
+            Ok(None) => {}
+            Err((code, text)) => hub.reply_error(socket, code, &text, Some(&message.kind)),
+        }
     }
 }
 
@@ -140,5 +148,14 @@ fn handle(hub: &mut Hub, socket: SocketId, message: &Envelope) -> Outcome {
             };
             Ok(None)
         }
+    }
+}
+
+/// A duration as JSON seconds: an integer when whole (`30`), else a fraction (`0.5`).
+fn seconds(d: std::time::Duration) -> Value {
+    if d.subsec_nanos() == 0 {
+        json!(d.as_secs())
+    } else {
+        json!(d.as_secs_f64())
     }
 }

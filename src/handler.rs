@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::auth::jwt;
 use crate::http::{HttpRequest, Response};
 use crate::hub::{Hub, TimerHandle};
-use crate::message::{codes, envelope, error, id_value, Envelope};
+use crate::message::{codes, envelope, id_value, Envelope};
 use crate::socket_id::SocketId;
 use gmws_protocol::ProtocolError;
 
@@ -37,6 +37,9 @@ pub enum CloseReason {
     HandlerPanic,
     /// The server is shutting down (closed with 1001).
     Shutdown,
+    /// The client sent more than `invalid_message_limit` invalid messages in
+    /// `invalid_message_window` (closed with 1008).
+    RateLimited,
 }
 
 impl CloseReason {
@@ -52,6 +55,7 @@ impl CloseReason {
             CloseReason::ServerClose(_) => "server_close",
             CloseReason::HandlerPanic => "handler_panic",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::RateLimited => "rate_limited",
         }
     }
 }
@@ -86,12 +90,12 @@ pub trait Handler {
     /// An envelope of a type the framework does not handle itself (not `bind`,
     /// not `ping`). The default answers `unknown_type`.
     fn on_message(&mut self, hub: &mut Hub, socket: SocketId, message: &Envelope) {
-        let reply = error(
+        hub.reply_error(
+            socket,
             codes::UNKNOWN_TYPE,
             "unknown message type",
             Some(&message.kind),
         );
-        hub.send_to_socket(socket, &reply);
     }
 
     /// A binary message arrived.
@@ -129,7 +133,7 @@ pub fn dispatch_envelope<H: Handler + ?Sized>(
     let message = match Envelope::parse(text) {
         Ok(message) => message,
         Err(why) => {
-            hub.send_to_socket(socket, &error(codes::BAD_JSON, &why, None));
+            hub.reply_error(socket, codes::BAD_JSON, &why, None);
             return;
         }
     };
@@ -137,22 +141,19 @@ pub fn dispatch_envelope<H: Handler + ?Sized>(
         "ping" => {
             hub.send_to_socket(socket, &envelope("pong", Value::Null));
         }
-        "bind" => {
-            let reply = match handler.on_auth(hub, socket, &message.data) {
-                Ok(client_id) => match hub.bind_client(socket, &client_id) {
-                    Ok(()) => envelope(
-                        "bind",
-                        json!({ "socket_id": socket.to_string(), "client_id": client_id }),
-                    ),
-                    Err(e) => error(codes::BAD_REQUEST, &e.to_string(), Some("bind")),
-                },
-                Err(why) => {
-                    crate::debug!("socket {socket}: bind refused: {why}");
-                    error(codes::AUTH_FAILED, &why, Some("bind"))
+        "bind" => match handler.on_auth(hub, socket, &message.data) {
+            Ok(client_id) => match hub.bind_client(socket, &client_id) {
+                Ok(()) => {
+                    let data = json!({ "socket_id": socket.to_string(), "client_id": client_id });
+                    hub.send_to_socket(socket, &envelope("bind", data));
                 }
-            };
-            hub.send_to_socket(socket, &reply);
-        }
+                Err(e) => hub.reply_error(socket, codes::BAD_REQUEST, &e.to_string(), Some("bind")),
+            },
+            Err(why) => {
+                crate::debug!("socket {socket}: bind refused: {why}");
+                hub.reply_error(socket, codes::AUTH_FAILED, &why, Some("bind"));
+            }
+        },
         _ => handler.on_message(hub, socket, &message),
     }
 }

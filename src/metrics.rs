@@ -29,12 +29,12 @@ pub struct Metrics {
     /// Handler panics caught.
     pub handler_panics: u64,
     /// Closes by reason, in the order of [`Metrics::CLOSE_LABELS`].
-    pub closes: [u64; 9],
+    pub closes: [u64; 10],
 }
 
 impl Metrics {
     /// The close reason labels, as in [`CloseReason::label`].
-    pub const CLOSE_LABELS: [&'static str; 9] = [
+    pub const CLOSE_LABELS: [&'static str; 10] = [
         "client_close",
         "connection_lost",
         "protocol_error",
@@ -44,6 +44,7 @@ impl Metrics {
         "server_close",
         "handler_panic",
         "shutdown",
+        "rate_limited",
     ];
 
     pub(crate) fn count_close(&mut self, reason: &CloseReason) {

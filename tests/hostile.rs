@@ -299,3 +299,30 @@ fn max_connections_refuses_new_ones_and_serves_the_rest() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[test]
+fn pending_handshakes_are_capped_and_accepting_resumes() {
+    let mut config = test_config();
+    config.max_pending_handshakes = 2;
+    let server = start_echo(config);
+    let mut canary = Client::connect(server.addr);
+    // Two connections that never send a request head fill the HTTP phase.
+    let a = TcpStream::connect(server.addr).unwrap();
+    let _b = TcpStream::connect(server.addr).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut c = TcpStream::connect(server.addr).unwrap();
+    c.write_all(upgrade_request(server.addr).as_bytes())
+        .unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 256];
+    assert!(
+        c.read(&mut buf).is_err(),
+        "served past max_pending_handshakes"
+    );
+    canary.assert_echo("established sockets are unaffected");
+    drop(a);
+    c.set_read_timeout(Some(PATIENCE)).unwrap();
+    let n = c.read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 101 "));
+}

@@ -21,6 +21,8 @@ pub struct SocketApp {
     pub(crate) session: Option<Value>,
     /// User timers tied to this socket.
     pub(crate) timers: Vec<TimerHandle>,
+    /// Invalid messages in the current window, and when the window began (ms).
+    pub(crate) invalid: (u32, u64),
 }
 
 /// A user timer, as returned by [`Hub::add_timer`] and given to `on_timer`.
@@ -156,10 +158,10 @@ impl Hub {
         }
     }
 
+    /// A socket's data for reading: also while it closes, so `on_close` can
+    /// still see its client id, groups and session (they are dropped after).
     fn app(&self, socket: SocketId) -> Option<&SocketApp> {
-        self.conn(socket)
-            .filter(|c| c.is_open())
-            .and_then(|c| c.app.as_deref())
+        self.conn(socket).and_then(|c| c.app.as_deref())
     }
 
     /// Add `socket` to `group`. `Ok(false)` if it was a member already.
@@ -329,7 +331,9 @@ impl Hub {
     }
 
     /// Schedule `on_timer` after `delay`, then every `every` if given. A timer
-    /// tied to a `socket` is cancelled when that socket closes.
+    /// tied to a `socket` is cancelled when that socket closes; tied to a socket
+    /// that is not online, it is never scheduled (the handle is inert:
+    /// `cancel_timer` answers false).
     pub fn add_timer(
         &mut self,
         delay: Duration,
@@ -338,6 +342,9 @@ impl Hub {
     ) -> TimerHandle {
         self.next_timer += 1;
         let handle = TimerHandle(self.next_timer);
+        if socket.is_some_and(|id| !self.is_socket_online(id)) {
+            return handle;
+        }
         let current = self
             .timers
             .insert(self.now + millis(delay), TimerEvent::User(handle));
@@ -396,6 +403,45 @@ impl Hub {
             }
         }
         Some(socket)
+    }
+
+    /// Answer an invalid client message with an error envelope
+    /// (`{"type":"error","data":{"code","message","request"}}`), and count it:
+    /// past `invalid_message_limit` in `invalid_message_window`, the socket is
+    /// closed with 1008.
+    pub fn reply_error(
+        &mut self,
+        socket: SocketId,
+        code: &str,
+        message: &str,
+        request: Option<&str>,
+    ) {
+        self.send_to_socket(socket, &crate::message::error(code, message, request));
+        let (limit, window) = (
+            self.config.invalid_message_limit,
+            millis(self.config.invalid_message_window),
+        );
+        let now = self.now;
+        let Ok(app) = self.app_mut(socket) else {
+            return;
+        };
+        let (count, since) = &mut app.invalid;
+        if now.saturating_sub(*since) >= window || *count == 0 {
+            *count = 0;
+            *since = now;
+        }
+        *count += 1;
+        if *count > limit {
+            crate::warn!(
+                "socket {socket}: more than {limit} invalid messages in the window; closing 1008"
+            );
+            self.begin_close(
+                socket.slot(),
+                gmws_protocol::CloseCode::POLICY,
+                "too many invalid messages",
+                crate::handler::CloseReason::RateLimited,
+            );
+        }
     }
 
     /// Remove a closed socket from every index and cancel its timers.

@@ -86,6 +86,8 @@ pub struct Hub {
     pub(crate) metrics: Metrics,
     /// Open WebSockets (phase `Open`).
     online: usize,
+    /// Connections in the `Http` phase (handshakes and plain HTTP).
+    pub(crate) pending_http: usize,
     clients: clients::Clients,
     groups: groups::Groups,
     user_timers: HashMap<TimerHandle, api::UserTimer>,
@@ -119,6 +121,7 @@ impl Hub {
             settings,
             metrics: Metrics::default(),
             online: 0,
+            pending_http: 0,
         }
     }
 
@@ -190,9 +193,14 @@ impl Hub {
     }
 
     /// Close `socket` with `code` and `reason` (the close handshake follows).
-    /// False if it was not online.
+    /// False, and nothing done, if it was not online or if `code` may not be
+    /// sent on the wire (valid: 1000-1003, 1007-1014, 3000-4999).
     pub fn close_socket(&mut self, socket: SocketId, code: u16, reason: &str) -> bool {
         if !self.is_socket_online(socket) {
+            return false;
+        }
+        if !CloseCode(code).is_valid_on_wire() {
+            crate::warn!("socket {socket}: close_socket with code {code}, which is not valid on the wire: refused");
             return false;
         }
         self.begin_close(
@@ -356,6 +364,9 @@ impl Hub {
     /// A socket finished its handshake: count it online.
     pub(crate) fn enter_open(&mut self, key: usize) {
         if let Some(conn) = self.conns.get_mut(key) {
+            if conn.phase == Phase::Http {
+                self.pending_http -= 1;
+            }
             conn.phase = Phase::Open;
             self.online += 1;
         }
@@ -384,6 +395,9 @@ impl Hub {
             self.leave_open(key, CloseReason::ConnectionLost);
         }
         let conn = self.conns.try_remove(key)?;
+        if conn.phase == Phase::Http {
+            self.pending_http -= 1;
+        }
         for t in [conn.deadline, conn.heartbeat, conn.auth_deadline]
             .into_iter()
             .flatten()

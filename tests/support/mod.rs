@@ -293,3 +293,226 @@ pub fn raw_response_head(addr: SocketAddr, request: &[u8]) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+// ---- Helpers for the hub, gateway and HTTP API tests. ----
+
+/// Like [`start`], but `configure` may act on the server (add routes, …)
+/// before it is moved into its thread.
+pub fn start_with<H, F>(config: Config, handler: H, configure: F) -> TestServer
+where
+    H: Handler + Send + 'static,
+    F: FnOnce(&mut Server<H>),
+{
+    let mut server = Server::bind(config, handler).expect("bind");
+    configure(&mut server);
+    let addr = server.local_addr();
+    let handle = server.shutdown_handle();
+    let thread = std::thread::spawn(move || {
+        server.run().expect("server loop");
+    });
+    TestServer {
+        addr,
+        handle,
+        thread: Some(thread),
+    }
+}
+
+/// Poll `probe` until it returns `Some`, or panic after PATIENCE with `what`.
+pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(start.elapsed() < PATIENCE, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A tungstenite client (an independent implementation) connected to `addr`.
+pub fn tungstenite_connect(addr: SocketAddr) -> tungstenite::WebSocket<TcpStream> {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let (ws, response) =
+        tungstenite::client(format!("ws://{addr}/"), stream).expect("tungstenite handshake");
+    assert_eq!(response.status(), 101);
+    ws
+}
+
+/// The next text message from a tungstenite client (skipping control frames).
+pub fn tungstenite_recv_text(ws: &mut tungstenite::WebSocket<TcpStream>) -> String {
+    loop {
+        match ws.read().expect("tungstenite read") {
+            tungstenite::Message::Text(t) => return t.as_str().to_owned(),
+            tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_) => {}
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Header names lower-cased, values trimmed.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.text()))
+    }
+}
+
+/// Write one HTTP/1.1 request on `stream` (with `Host` and, for a body,
+/// `Content-Length` added).
+pub fn write_http_request(
+    stream: &mut TcpStream,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n");
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(body) = body {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body.unwrap_or_default());
+    stream.write_all(&bytes).expect("write request");
+}
+
+/// Read one HTTP response (head, then a `Content-Length` body) from `stream`.
+pub fn read_http_response(stream: &mut TcpStream) -> HttpResponse {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => buf.push(byte[0]),
+            Ok(_) => panic!(
+                "connection closed inside a response head: {:?}",
+                String::from_utf8_lossy(&buf)
+            ),
+            Err(e) => panic!("read: {e} after {:?}", String::from_utf8_lossy(&buf)),
+        }
+    }
+    let head = String::from_utf8(buf).expect("response head is not UTF-8");
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let mut parts = status_line.splitn(3, ' ');
+    assert_eq!(
+        parts.next(),
+        Some("HTTP/1.1"),
+        "status line {status_line:?}"
+    );
+    let status: u16 = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (n, v) = l.split_once(':').expect("header line without ':'");
+            (n.trim().to_ascii_lowercase(), v.trim().to_owned())
+        })
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .map_or(0, |(_, v)| v.parse().expect("bad Content-Length"));
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).expect("read body");
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// One HTTP request on a fresh connection.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> HttpResponse {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    write_http_request(&mut stream, method, path, headers, body);
+    read_http_response(&mut stream)
+}
+
+/// `GET path` on a fresh connection.
+pub fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
+    http(addr, "GET", path, &[], None)
+}
+
+/// `POST path` with a JSON body on a fresh connection.
+pub fn http_post_json(addr: SocketAddr, path: &str, body: &serde_json::Value) -> HttpResponse {
+    http(
+        addr,
+        "POST",
+        path,
+        &[("Content-Type", "application/json")],
+        Some(body.to_string().as_bytes()),
+    )
+}
+
+/// The value of an unlabelled metric line `name value` in Prometheus text.
+pub fn metric_value(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+impl Client {
+    /// The next text message, parsed as JSON.
+    pub fn recv_json(&mut self) -> serde_json::Value {
+        let text = self.recv_text();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    }
+
+    /// Send a JSON value as a text message.
+    pub fn send_json(&mut self, value: &serde_json::Value) {
+        self.send_text(&value.to_string());
+    }
+}
+
+impl Client {
+    /// Expect a close frame with `code` (skipping pings), answer it as a
+    /// client should (echoing the code), then expect the server to close TCP.
+    /// Returns the close reason.
+    pub fn answer_close(&mut self, code: u16) -> String {
+        let reason = loop {
+            match self.recv() {
+                Recv::Msg(Msg::Ping(_)) => {}
+                Recv::Msg(Msg::Close(got, reason)) => {
+                    assert_eq!(got, Some(code), "close reason: {reason}");
+                    break reason;
+                }
+                other => panic!("expected close {code}, got {other:?}"),
+            }
+        };
+        self.send_frame(OpCode::Close, true, &code.to_be_bytes());
+        self.expect_eof();
+        reason
+    }
+}
