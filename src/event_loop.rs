@@ -174,8 +174,9 @@ impl<H: Handler> Server<H> {
                     LISTENER => self.accept_all(),
                     WAKER => {}
                     Token(key) => {
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.read_conn(key);
+                        let closed = event.is_read_closed() || event.is_error();
+                        if event.is_readable() || closed {
+                            self.read_conn(key, closed);
                         }
                         if event.is_writable() {
                             self.flush(key);
@@ -186,7 +187,7 @@ impl<H: Handler> Server<H> {
             for key in std::mem::take(&mut self.read_again) {
                 if let Some(conn) = self.hub.conns.get_mut(key) {
                     conn.read_again = false;
-                    self.read_conn(key);
+                    self.read_conn(key, true);
                 }
             }
             self.hub.timers.poll(self.hub.now, &mut fired);
@@ -340,7 +341,14 @@ impl<H: Handler> Server<H> {
     }
 
     /// Read from slot `key` until `WouldBlock`, EOF, or the read budget.
-    fn read_conn(&mut self, key: usize) {
+    ///
+    /// A read that returns less than the buffer emptied the socket's receive
+    /// queue at that moment, and any byte arriving later raises a new edge
+    /// event (epoll queues one per arrival, not per empty-to-ready change), so
+    /// the loop stops there and saves the `read` that would only answer
+    /// `WouldBlock`. Unless `drain`: when the event already reported the peer's
+    /// FIN (or an error), no new event will come for it, so read until EOF.
+    fn read_conn(&mut self, key: usize, drain: bool) {
         for _ in 0..READ_BUDGET {
             let Some(conn) = self.hub.conns.get_mut(key) else {
                 return;
@@ -350,7 +358,12 @@ impl<H: Handler> Server<H> {
                     self.on_eof(key);
                     return;
                 }
-                Ok(n) => self.on_data(key, n),
+                Ok(n) => {
+                    self.on_data(key, n);
+                    if n < READ_CHUNK && !drain {
+                        return;
+                    }
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -686,7 +699,7 @@ impl<H: Handler> Server<H> {
             }
             return;
         }
-        conn.output = Vec::new();
+        let flushed = std::mem::take(&mut conn.output);
         conn.written = 0;
         if conn.writable_interest {
             conn.writable_interest = false;
@@ -704,6 +717,9 @@ impl<H: Handler> Server<H> {
                 self.hub
                     .arm_deadline(key, millis(self.config.close_timeout));
             }
+        }
+        if flushed.capacity() > 0 {
+            self.hub.recycle(flushed);
         }
     }
 

@@ -49,6 +49,11 @@ pub(crate) enum TimerEvent {
     User(TimerHandle),
 }
 
+/// How many emptied output buffers the hub keeps for reuse.
+const SPARE_BUFFERS: usize = 256;
+/// The largest output buffer kept for reuse.
+const SPARE_BUFFER_CAPACITY: usize = 64 * 1024;
+
 /// Settings the hub applies on every send and close.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct HubSettings {
@@ -94,6 +99,9 @@ pub struct Hub {
     next_timer: u64,
     /// Reused buffer for encoding a frame once before fan-out.
     frame_scratch: Vec<u8>,
+    /// Emptied output buffers, lent to the next socket that sends: no
+    /// allocation per message, and no buffer held by an idle socket.
+    spare_buffers: Vec<Vec<u8>>,
     config: Arc<Config>,
     /// When the loop started, in seconds since the Unix epoch.
     started_unix: u64,
@@ -108,6 +116,7 @@ impl Hub {
             user_timers: HashMap::new(),
             next_timer: 0,
             frame_scratch: Vec::new(),
+            spare_buffers: Vec::new(),
             config,
             started_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -229,6 +238,9 @@ impl Hub {
         if conn.queued() + frame_len(payload.len(), false) > limit {
             return self.backpressure(key);
         }
+        if conn.output.capacity() == 0 {
+            conn.output = self.spare_buffers.pop().unwrap_or_default();
+        }
         encode_frame(&mut conn.output, opcode, true, payload, None);
         if opcode == OpCode::Text || opcode == OpCode::Binary {
             self.metrics.messages_out += 1;
@@ -246,6 +258,9 @@ impl Hub {
         };
         if conn.queued() + frame.len() > limit {
             return self.backpressure(key);
+        }
+        if conn.output.capacity() == 0 {
+            conn.output = self.spare_buffers.pop().unwrap_or_default();
         }
         conn.output.extend_from_slice(frame);
         self.metrics.messages_out += 1;
@@ -281,6 +296,15 @@ impl Hub {
         if let Some(conn) = self.conns.get_mut(key) {
             conn.output.extend_from_slice(bytes);
             self.mark_dirty(key);
+        }
+    }
+
+    /// Take back a socket's flushed output buffer for reuse (at most
+    /// `SPARE_BUFFERS` of at most `SPARE_BUFFER_CAPACITY` bytes are kept).
+    pub(crate) fn recycle(&mut self, mut buffer: Vec<u8>) {
+        if buffer.capacity() <= SPARE_BUFFER_CAPACITY && self.spare_buffers.len() < SPARE_BUFFERS {
+            buffer.clear();
+            self.spare_buffers.push(buffer);
         }
     }
 

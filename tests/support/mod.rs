@@ -44,17 +44,7 @@ pub fn test_config() -> Config {
 }
 
 pub fn start<H: Handler + Send + 'static>(config: Config, handler: H) -> TestServer {
-    let mut server = Server::bind(config, handler).expect("bind");
-    let addr = server.local_addr();
-    let handle = server.shutdown_handle();
-    let thread = std::thread::spawn(move || {
-        server.run().expect("server loop");
-    });
-    TestServer {
-        addr,
-        handle,
-        thread: Some(thread),
-    }
+    start_with(config, handler, |_| {})
 }
 
 /// Echoes every message.
