@@ -38,10 +38,11 @@ const WAKER: Token = Token(usize::MAX - 1);
 /// Room before the read area for carried-over input (a partial frame header
 /// or control frame is at most 139 bytes).
 const RESERVE: usize = 256;
-/// Bytes read per `read` call.
-const READ_CHUNK: usize = 64 * 1024;
-/// Reads per socket per turn before it is requeued.
-const READ_BUDGET: u32 = 16;
+/// Bytes read per `read` call: room for a 64 KiB message with its header in
+/// one read, so it decodes in place.
+const READ_CHUNK: usize = 256 * 1024;
+/// Reads per socket per turn before it is requeued (1 MiB).
+const READ_BUDGET: u32 = 4;
 /// Wait before retrying `accept` after running out of file descriptors.
 const ACCEPT_RETRY_MS: u64 = 100;
 

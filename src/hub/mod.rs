@@ -52,7 +52,9 @@ pub(crate) enum TimerEvent {
 /// How many emptied output buffers the hub keeps for reuse.
 const SPARE_BUFFERS: usize = 256;
 /// The largest output buffer kept for reuse.
-const SPARE_BUFFER_CAPACITY: usize = 64 * 1024;
+const SPARE_BUFFER_CAPACITY: usize = 256 * 1024;
+/// The most bytes of capacity kept in spare buffers altogether.
+const SPARE_BYTES: usize = 4 << 20;
 
 /// Settings the hub applies on every send and close.
 #[derive(Clone, Copy, Debug)]
@@ -102,6 +104,8 @@ pub struct Hub {
     /// Emptied output buffers, lent to the next socket that sends: no
     /// allocation per message, and no buffer held by an idle socket.
     spare_buffers: Vec<Vec<u8>>,
+    /// Capacity held in `spare_buffers`.
+    spare_bytes: usize,
     config: Arc<Config>,
     /// When the loop started, in seconds since the Unix epoch.
     started_unix: u64,
@@ -117,6 +121,7 @@ impl Hub {
             next_timer: 0,
             frame_scratch: Vec::new(),
             spare_buffers: Vec::new(),
+            spare_bytes: 0,
             config,
             started_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -238,9 +243,9 @@ impl Hub {
         if conn.queued() + frame_len(payload.len(), false) > limit {
             return self.backpressure(key);
         }
-        if conn.output.capacity() == 0 {
-            conn.output = self.spare_buffers.pop().unwrap_or_default();
-        }
+        let Some(conn) = self.writable_conn(key) else {
+            return false;
+        };
         encode_frame(&mut conn.output, opcode, true, payload, None);
         if opcode == OpCode::Text || opcode == OpCode::Binary {
             self.metrics.messages_out += 1;
@@ -259,9 +264,9 @@ impl Hub {
         if conn.queued() + frame.len() > limit {
             return self.backpressure(key);
         }
-        if conn.output.capacity() == 0 {
-            conn.output = self.spare_buffers.pop().unwrap_or_default();
-        }
+        let Some(conn) = self.writable_conn(key) else {
+            return false;
+        };
         conn.output.extend_from_slice(frame);
         self.metrics.messages_out += 1;
         self.metrics.bytes_out += payload_len as u64;
@@ -302,9 +307,36 @@ impl Hub {
     /// Take back a socket's flushed output buffer for reuse (at most
     /// `SPARE_BUFFERS` of at most `SPARE_BUFFER_CAPACITY` bytes are kept).
     pub(crate) fn recycle(&mut self, mut buffer: Vec<u8>) {
-        if buffer.capacity() <= SPARE_BUFFER_CAPACITY && self.spare_buffers.len() < SPARE_BUFFERS {
+        let capacity = buffer.capacity();
+        if capacity <= SPARE_BUFFER_CAPACITY
+            && self.spare_buffers.len() < SPARE_BUFFERS
+            && self.spare_bytes + capacity <= SPARE_BYTES
+        {
             buffer.clear();
+            self.spare_bytes += capacity;
             self.spare_buffers.push(buffer);
+        }
+    }
+
+    /// Slot `key`'s connection, its output lent a spare buffer if it had none.
+    fn writable_conn(&mut self, key: usize) -> Option<&mut Connection> {
+        if self.conns.get(key)?.output.capacity() == 0 {
+            let spare = self.spare_buffer();
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.output = spare;
+            }
+        }
+        self.conns.get_mut(key)
+    }
+
+    /// A spare output buffer, or a new empty one.
+    fn spare_buffer(&mut self) -> Vec<u8> {
+        match self.spare_buffers.pop() {
+            Some(buffer) => {
+                self.spare_bytes -= buffer.capacity();
+                buffer
+            }
+            None => Vec::new(),
         }
     }
 
