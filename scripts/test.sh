@@ -14,7 +14,7 @@ step "format"
 cargo fmt --all -- --check
 
 step "clippy"
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "docs"
 RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --quiet

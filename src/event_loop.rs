@@ -467,6 +467,10 @@ impl<H: Handler> Server<H> {
                 match validate_upgrade(&request, &self.policy) {
                     Ok(accept) => {
                         conn.input.drain(..head_len);
+                        if conn.input.is_empty() {
+                            // An open socket keeps no buffer of the request head.
+                            conn.input = Vec::new();
+                        }
                         write_accept_response(&mut conn.output, &accept);
                         self.open(key);
                     }

@@ -26,6 +26,8 @@
 pub mod log;
 
 pub mod auth;
+#[cfg(feature = "bench-internals")]
+pub mod bench_support;
 pub mod cli;
 pub mod config;
 pub mod connection;
@@ -34,6 +36,7 @@ pub mod gateway;
 pub mod handler;
 pub mod http;
 pub mod hub;
+pub mod load;
 pub mod message;
 pub mod metrics;
 pub mod socket_id;

@@ -28,9 +28,8 @@ fn main() -> ExitCode {
             println!("{text}");
             return ExitCode::SUCCESS;
         }
-        Command::Load(_) => {
-            eprintln!("gmws: the load generator is not part of this build yet");
-            return ExitCode::from(2);
+        Command::Load(args) => {
+            return gmws::load::main(&args);
         }
         Command::Serve(config) => config,
     };

@@ -157,7 +157,10 @@ mod tests {
             assert!(index >= previous, "{value}");
             previous = index;
             let (low, high) = bucket_range(index);
-            assert!(low <= value && value <= high, "{value} not in {low}..={high}");
+            assert!(
+                low <= value && value <= high,
+                "{value} not in {low}..={high}"
+            );
         }
         assert_eq!(bucket_of(u64::MAX), BUCKETS - 1);
         // Consecutive buckets tile the number line.

@@ -9,11 +9,14 @@
 //! - text: `{conn:x}:{seq:x};` in lowercase hex, then pseudo-random characters
 //!   from `[A-Za-z0-9_-]` (valid UTF-8 of any length).
 //!
-//! Every byte depends on the tag, so an echo of another connection's message
-//! or of an older message of the same connection differs from the expected
-//! bytes even when the payload is too short to hold the whole tag. When the
-//! tag is whole, [`check`] names the fault: [`Mismatch::Misrouted`] or
-//! [`Mismatch::OutOfOrder`]; otherwise [`Mismatch::Corrupt`].
+//! A tag that does not fit whole in the size is left out and the payload is
+//! all pattern. The pattern is drawn from the tag too, so an echo of another
+//! connection's message, or of another message of the same connection,
+//! differs from the expected bytes; for a payload too short for the tag it
+//! goes unnoticed only by chance (1 in 2^(8·size) for binary, 2^(6·size) for
+//! text). When the tag is there, [`check`] names the fault:
+//! [`Mismatch::Misrouted`] or [`Mismatch::OutOfOrder`]; otherwise
+//! [`Mismatch::Corrupt`] or [`Mismatch::WrongLength`].
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -113,8 +116,11 @@ pub fn fill(out: &mut Vec<u8>, kind: PayloadKind, tag: Tag, size: usize) {
             n + 1
         }
     };
-    out.extend_from_slice(&head[..head_len.min(size)]);
-    let mut rng = Rng::new((u64::from(tag.conn) << 40) ^ tag.seq ^ 0x5EED_0F_6D77_73);
+    // A tag that does not fit whole is left out: the payload is all pattern.
+    if head_len <= size {
+        out.extend_from_slice(&head[..head_len]);
+    }
+    let mut rng = Rng::new((u64::from(tag.conn) << 40) ^ tag.seq ^ 0x5EED_0F6D_7773);
     while out.len() < size {
         let word = rng.next_u64().to_le_bytes();
         let take = (size - out.len()).min(8);
@@ -226,7 +232,7 @@ mod tests {
     #[test]
     fn payloads_differ_by_connection_and_sequence() {
         for kind in [PayloadKind::Binary, PayloadKind::Text] {
-            for size in [1, 4, 16] {
+            for size in [4, 8, 16, 64] {
                 let base = payload(kind, 1, 1, size);
                 assert_ne!(base, payload(kind, 2, 1, size), "{kind:?} {size}");
                 assert_ne!(base, payload(kind, 1, 2, size), "{kind:?} {size}");
@@ -283,10 +289,14 @@ mod tests {
 
     #[test]
     fn hex() {
-        let mut buf = [0u8; 16];
-        assert_eq!(&buf[..write_hex(&mut buf, 0)], b"0");
-        assert_eq!(&buf[..write_hex(&mut buf, 0xabc)], b"abc");
-        assert_eq!(&buf[..write_hex(&mut buf, u64::MAX)], b"ffffffffffffffff");
+        let hex = |value: u64| {
+            let mut buf = [0u8; 16];
+            let n = write_hex(&mut buf, value);
+            buf[..n].to_vec()
+        };
+        assert_eq!(hex(0), b"0");
+        assert_eq!(hex(0xabc), b"abc");
+        assert_eq!(hex(u64::MAX), b"ffffffffffffffff");
     }
 
     #[test]

@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# gmws side by side with its peers, in one run, on this machine.
+#
+#   scripts/bench-matrix.sh [--warmup S] [--duration S] [--idle-conns N]
+#                           [--idle-hold S] [--sizes "16 1024 65536"]
+#                           [--conns "1 100 1000"] [--servers "gmws tungstenite fastwebsockets"]
+#
+# Builds gmws (release: the `gmws` binary, whose `gmws load` is the load
+# generator, and examples/echo) and the peers in benches/peers (a
+# tokio-tungstenite and a fastwebsockets echo server, from crates.io), then:
+#
+# - echo matrix: payload 16 B / 1 KiB / 64 KiB x connections 1 / 100 / 1000,
+#   against each server: msgs/s, round-trip p99, and the server's CPU time
+#   (utime + stime from /proc/PID/stat, read by `gmws load --pid` at the start
+#   and end of the measured window) per echoed message;
+# - idle: 10,000 connections held against each server: server RSS growth per
+#   connection (VmRSS from /proc/PID/status).
+#
+# Each cell gets a fresh server process pinned to CPU $SERVER_CPU (default 0)
+# and the load generator pinned to CPU $LOAD_CPU (default 1), with taskset.
+# Only loopback addresses are used. Prints Markdown tables at the end and
+# writes them, with the machine description and the raw RESULT lines, to
+# bench-results/matrix-<date>.md.
+#
+# Defaults: --warmup 1 --duration 3 --idle-conns 10000 --idle-hold 3 (a few
+# minutes in all). JOBS (default 1) is passed to cargo as -j.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WARMUP=1
+DURATION=3
+IDLE_CONNS=10000
+IDLE_HOLD=3
+SIZES="16 1024 65536"
+CONNS="1 100 1000"
+SERVERS="gmws tungstenite fastwebsockets"
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+JOBS=${JOBS:-1}
+BASE_PORT=${BASE_PORT:-19300}
+
+ARGS_GIVEN="$*"
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --warmup) WARMUP=$2; shift 2 ;;
+        --duration) DURATION=$2; shift 2 ;;
+        --idle-conns) IDLE_CONNS=$2; shift 2 ;;
+        --idle-hold) IDLE_HOLD=$2; shift 2 ;;
+        --sizes) SIZES=$2; shift 2 ;;
+        --conns) CONNS=$2; shift 2 ;;
+        --servers) SERVERS=$2; shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "bench-matrix: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+log() { printf '%s\n' "$*" >&2; }
+
+# ---- build ------------------------------------------------------------------
+log "==> building gmws (release) and the peers (benches/peers), cargo -j$JOBS"
+cargo build --release -j"$JOBS" --bin gmws --example echo
+cargo build --release -j"$JOBS" --manifest-path benches/peers/Cargo.toml
+LOAD=target/release/gmws
+declare -A SERVER_BIN=(
+    [gmws]=target/release/examples/echo
+    [tungstenite]=benches/peers/target/release/tungstenite_echo
+    [fastwebsockets]=benches/peers/target/release/fastwebsockets_echo
+)
+declare -A SERVER_NAME=(
+    [gmws]="gmws"
+    [tungstenite]="tokio-tungstenite"
+    [fastwebsockets]="fastwebsockets"
+)
+for s in $SERVERS; do
+    [ -n "${SERVER_BIN[$s]:-}" ] || { log "unknown server $s"; exit 2; }
+done
+
+# ---- machine ----------------------------------------------------------------
+# Each connection is a file descriptor in both processes: raise the soft limit
+# to the hard one (no privilege needed).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE_CONNS + 100)) ]; then
+    log "warning: open-file limit $(ulimit -n) is below --idle-conns $IDLE_CONNS + 100"
+fi
+PIN_SERVER=()
+PIN_LOAD=()
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+    PIN_SERVER=(taskset -c "$SERVER_CPU")
+    PIN_LOAD=(taskset -c "$LOAD_CPU")
+else
+    log "warning: taskset or a second CPU missing: server and load generator are not pinned"
+fi
+CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+MACHINE="$(nproc) CPUs (${CPU_MODEL:-unknown CPU}), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, Linux $(uname -r), $(rustc --version)"
+
+# ---- servers ----------------------------------------------------------------
+SERVER_PID=""
+PORT=$BASE_PORT
+stop_server() {
+    if [ -n "$SERVER_PID" ]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=""
+    fi
+}
+trap stop_server EXIT
+
+# start_server NAME: a fresh server on a fresh loopback port; sets SERVER_PID, ADDR.
+start_server() {
+    stop_server
+    PORT=$((PORT + 1))
+    ADDR=127.0.0.1:$PORT
+    "${PIN_SERVER[@]}" "${SERVER_BIN[$1]}" "$ADDR" >/dev/null 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+            return 0
+        fi
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    log "error: $1 did not start listening on $ADDR"
+    exit 1
+}
+
+# field LINE KEY: the value of KEY=... in a RESULT line (na if absent).
+field() {
+    local v
+    v=$(printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1)
+    printf '%s' "${v:-na}"
+}
+
+# run_load ARGS...: gmws load pinned to the load CPU; prints its RESULT line.
+# A run that counted errors exits 1 and still has a RESULT line.
+run_load() {
+    local out
+    out=$("${PIN_LOAD[@]}" "$LOAD" load "$@" 2>&1) || true
+    local line
+    line=$(printf '%s\n' "$out" | grep '^RESULT ' | tail -1 || true)
+    if [ -z "$line" ]; then
+        log "error: gmws load $* printed no RESULT line:"
+        log "$out"
+        line="RESULT failed=1"
+    fi
+    printf '%s\n' "$line"
+}
+
+size_label() {
+    case "$1" in
+        16) echo "16 B" ;;
+        1024) echo "1 KiB" ;;
+        65536) echo "64 KiB" ;;
+        *) echo "$1 B" ;;
+    esac
+}
+
+declare -A RES
+RAW=()
+cells=$(( $(wc -w <<<"$SIZES") * $(wc -w <<<"$CONNS") * $(wc -w <<<"$SERVERS") ))
+log "==> echo matrix: $cells cells, warm-up ${WARMUP}s + ${DURATION}s measured each"
+n=0
+for size in $SIZES; do
+    for conns in $CONNS; do
+        for s in $SERVERS; do
+            n=$((n + 1))
+            start_server "$s"
+            line=$(run_load echo --target "$ADDR" -c "$conns" -s "$size" \
+                -w "$WARMUP" -d "$DURATION" --pid "$SERVER_PID")
+            stop_server
+            RES[$s,$size,$conns]=$line
+            RAW+=("$s: $line")
+            log "  [$n/$cells] $s size=$size conns=$conns: $(field "$line" msgs_per_s) msgs/s, p99 $(field "$line" p99_us) us, $(field "$line" server_cpu_us_per_msg) us CPU/msg, errors $(field "$line" errors)"
+        done
+    done
+done
+
+log "==> idle: $IDLE_CONNS connections held ${IDLE_HOLD}s against each server"
+for s in $SERVERS; do
+    start_server "$s"
+    line=$(run_load idle --target "$ADDR" -c "$IDLE_CONNS" --hold "$IDLE_HOLD" \
+        --timeout 20 --pid "$SERVER_PID")
+    stop_server
+    RES[$s,idle]=$line
+    RAW+=("$s: $line")
+    log "  $s: $(field "$line" opened) opened, $(field "$line" rss_bytes_per_conn) bytes/conn, errors $(field "$line" errors)"
+done
+
+# ---- tables -----------------------------------------------------------------
+# ratio A B: A/B with two decimals, or na.
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { if (a == "na" || b == "na" || b + 0 == 0) print "na"; else printf "%.2f", a / b }'
+}
+# cell VALUE ERRORS: the value, flagged when the run counted errors.
+cell() {
+    if [ "$2" != "0" ] && [ "$2" != "na" ]; then printf '%s (%s errors)' "$1" "$2"; else printf '%s' "$1"; fi
+}
+round() { awk -v v="$1" 'BEGIN { if (v == "na") print "na"; else printf "%.0f", v }'; }
+fixed2() { awk -v v="$1" 'BEGIN { if (v == "na") print "na"; else printf "%.2f", v }'; }
+
+DATE=$(date +%Y-%m-%d)
+{
+    echo "### Echo: server CPU per echoed message (µs, lower is better)"
+    echo
+    printf '| payload | conns |'
+    for s in $SERVERS; do printf ' %s |' "${SERVER_NAME[$s]}"; done
+    has_tt=0; has_fws=0
+    [[ " $SERVERS " == *" gmws "* && " $SERVERS " == *" tungstenite "* ]] && has_tt=1
+    [[ " $SERVERS " == *" gmws "* && " $SERVERS " == *" fastwebsockets "* ]] && has_fws=1
+    [ $has_tt = 1 ] && printf ' gmws / tokio-tungstenite |'
+    [ $has_fws = 1 ] && printf ' gmws / fastwebsockets |'
+    echo
+    printf '|---|---:|'
+    for _ in $SERVERS; do printf -- '---:|'; done
+    [ $has_tt = 1 ] && printf -- '---:|'
+    [ $has_fws = 1 ] && printf -- '---:|'
+    echo
+    for size in $SIZES; do
+        for conns in $CONNS; do
+            printf '| %s | %s |' "$(size_label "$size")" "$conns"
+            for s in $SERVERS; do
+                l=${RES[$s,$size,$conns]}
+                printf ' %s |' "$(cell "$(fixed2 "$(field "$l" server_cpu_us_per_msg)")" "$(field "$l" errors)")"
+            done
+            g=$(field "${RES[gmws,$size,$conns]:-}" server_cpu_us_per_msg)
+            [ $has_tt = 1 ] && printf ' %s |' "$(ratio "$g" "$(field "${RES[tungstenite,$size,$conns]}" server_cpu_us_per_msg)")"
+            [ $has_fws = 1 ] && printf ' %s |' "$(ratio "$g" "$(field "${RES[fastwebsockets,$size,$conns]}" server_cpu_us_per_msg)")"
+            echo
+        done
+    done
+    echo
+    echo "### Echo: throughput and round trip (msgs/s, p99 µs)"
+    echo
+    printf '| payload | conns |'
+    for s in $SERVERS; do printf ' %s msgs/s | %s p99 µs |' "${SERVER_NAME[$s]}" "${SERVER_NAME[$s]}"; done
+    echo
+    printf '|---|---:|'
+    for _ in $SERVERS; do printf -- '---:|---:|'; done
+    echo
+    for size in $SIZES; do
+        for conns in $CONNS; do
+            printf '| %s | %s |' "$(size_label "$size")" "$conns"
+            for s in $SERVERS; do
+                l=${RES[$s,$size,$conns]}
+                printf ' %s | %s |' "$(cell "$(round "$(field "$l" msgs_per_s)")" "$(field "$l" errors)")" "$(round "$(field "$l" p99_us)")"
+            done
+            echo
+        done
+    done
+    echo
+    echo "### Idle: server memory per connection ($IDLE_CONNS connections held ${IDLE_HOLD} s)"
+    echo
+    echo "| server | connections open | RSS before (KiB) | RSS after (KiB) | bytes per connection |"
+    echo "|---|---:|---:|---:|---:|"
+    for s in $SERVERS; do
+        l=${RES[$s,idle]}
+        printf '| %s | %s | %s | %s | %s |\n' "${SERVER_NAME[$s]}" \
+            "$(cell "$(field "$l" held)" "$(field "$l" errors)")" "$(field "$l" rss_before_kib)" \
+            "$(field "$l" rss_after_kib)" "$(field "$l" rss_bytes_per_conn)"
+    done
+    echo
+    echo "Machine: $MACHINE. $DATE. Server pinned to CPU $SERVER_CPU, \`gmws load\` to CPU $LOAD_CPU (taskset);"
+    echo "each cell a fresh server process; binary messages, one in flight per connection;"
+    echo "warm-up ${WARMUP} s, measured ${DURATION} s. CPU per message = server utime+stime over the"
+    echo "measured window / echoes in it. Reproduce: \`scripts/bench-matrix.sh${ARGS_GIVEN:+ $ARGS_GIVEN}\`."
+} >/tmp/bench-matrix.$$.md
+
+mkdir -p bench-results
+OUT=bench-results/matrix-$DATE.md
+{
+    echo "# gmws vs peers: echo matrix and idle memory ($DATE)"
+    echo
+    cat /tmp/bench-matrix.$$.md
+    echo
+    echo "<details><summary>Raw RESULT lines</summary>"
+    echo
+    echo '```'
+    printf '%s\n' "${RAW[@]}"
+    echo '```'
+    echo
+    echo "</details>"
+} >"$OUT"
+echo
+cat /tmp/bench-matrix.$$.md
+rm -f /tmp/bench-matrix.$$.md
+log ""
+log "written to $OUT"
