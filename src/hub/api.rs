@@ -81,6 +81,12 @@ impl Hub {
     }
 
     fn fan_out_bytes(&mut self, targets: &[SocketId], opcode: OpCode, payload: &[u8]) -> usize {
+        if let [single] = targets {
+            // One recipient: encode straight into its queue (or its socket).
+            let queued =
+                self.is_socket_online(*single) && self.queue_frame(single.slot(), opcode, payload);
+            return usize::from(queued);
+        }
         let mut frame = std::mem::take(&mut self.frame_scratch);
         frame.clear();
         gmws_protocol::encoder::encode_frame(&mut frame, opcode, true, payload, None);

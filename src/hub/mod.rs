@@ -4,14 +4,20 @@
 //! connections. Every operation that crosses sockets goes through here, so a
 //! bus between loops (or machines) can later slot in behind the same methods.
 //!
-//! Sending only queues: bytes are appended to the socket's output and the
-//! socket is marked dirty; the event loop writes each dirty socket once per
-//! turn. Queuing past `max_backpressure` closes the socket (1008) instead of
+//! Sending queues: bytes are appended to the socket's output and the socket
+//! is marked dirty; the event loop writes each dirty socket once per turn. The
+//! exception is a large message (16 KiB or more) to a socket with nothing
+//! queued, written at once with `writev` (what the kernel does not take is
+//! queued): copying it into the queue would cost more than the syscall saved.
+//! Queuing past `max_backpressure` closes the socket (1008) instead of
 //! growing memory.
 
 use std::time::Duration;
 
-use gmws_protocol::encoder::{encode_close, encode_frame, frame_len};
+use std::io::{IoSlice, Write};
+
+use gmws_protocol::encoder::{encode_close, frame_len};
+use gmws_protocol::frame::{FrameHeader, MAX_HEADER_LEN};
 use gmws_protocol::{CloseCode, OpCode, ProtocolError};
 use slab::Slab;
 
@@ -48,6 +54,10 @@ pub(crate) enum TimerEvent {
     /// A user timer.
     User(TimerHandle),
 }
+
+/// Messages at least this large, sent to a socket with nothing queued, are
+/// written at once instead of copied into its queue.
+const DIRECT_WRITE_MIN: usize = 16 * 1024;
 
 /// How many emptied output buffers the hub keeps for reuse.
 const SPARE_BUFFERS: usize = 256;
@@ -243,13 +253,41 @@ impl Hub {
         if conn.queued() + frame_len(payload.len(), false) > limit {
             return self.backpressure(key);
         }
-        let Some(conn) = self.writable_conn(key) else {
-            return false;
-        };
-        encode_frame(&mut conn.output, opcode, true, payload, None);
         if opcode == OpCode::Text || opcode == OpCode::Binary {
             self.metrics.messages_out += 1;
             self.metrics.bytes_out += payload.len() as u64;
+        }
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask: None,
+            payload_len: payload.len() as u64,
+        };
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let head_len = header.encode_into(&mut head);
+        let head = &head[..head_len];
+        let mut written = 0;
+        if payload.len() >= DIRECT_WRITE_MIN && conn.queued() == 0 && conn.phase == Phase::Open {
+            // A large message to an idle socket goes straight to the kernel
+            // (header and payload in one writev), saving the copy into the
+            // queue; only what the socket does not take is queued.
+            let slices = [IoSlice::new(head), IoSlice::new(payload)];
+            if let Ok(n) = conn.stream.write_vectored(&slices) {
+                written = n;
+            }
+        }
+        let Some(conn) = self.writable_conn(key) else {
+            return false;
+        };
+        if written < head_len {
+            conn.output.extend_from_slice(&head[written..]);
+            conn.output.extend_from_slice(payload);
+        } else if written < head_len + payload.len() {
+            conn.output
+                .extend_from_slice(&payload[written - head_len..]);
+        } else {
+            return true;
         }
         self.mark_dirty(key);
         true
