@@ -60,7 +60,7 @@ pub(crate) enum TimerEvent {
 const DIRECT_WRITE_MIN: usize = 16 * 1024;
 
 /// How many emptied output buffers the hub keeps for reuse.
-const SPARE_BUFFERS: usize = 256;
+const SPARE_BUFFERS: usize = 4096;
 /// The largest output buffer kept for reuse.
 const SPARE_BUFFER_CAPACITY: usize = 256 * 1024;
 /// The most bytes of capacity kept in spare buffers altogether.
