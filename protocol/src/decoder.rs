@@ -33,9 +33,6 @@ use crate::utf8::Utf8Validator;
 /// The largest control frame on the wire: a 14-byte header and 125 bytes of payload.
 pub const MAX_CONTROL_FRAME_LEN: usize = MAX_HEADER_LEN + 125;
 
-/// Bytes of a streamed frame reserved before they arrive (at most).
-const EAGER_RESERVE: usize = 64 * 1024;
-
 /// Which end of the connection this decoder reads for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -202,11 +199,15 @@ impl Decoder {
             };
             return Ok((end, Some(message)));
         }
-        // Room for this frame up front, but never more than has arrived or
-        // `EAGER_RESERVE`: a declared length alone must not buy memory.
+        // Room for the whole frame once half of it has arrived, else only for
+        // what has: memory follows received bytes (at most twice them), never
+        // a declared length alone.
         let arrived = buf.len() - header_len;
-        let eager = payload_len.min(arrived.max(EAGER_RESERVE));
-        self.message.reserve(eager);
+        self.message.reserve(if arrived * 2 >= payload_len {
+            payload_len
+        } else {
+            arrived
+        });
         self.frame = Some(PartialFrame {
             remaining: header.payload_len,
             mask: header.mask,

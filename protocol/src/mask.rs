@@ -26,9 +26,15 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) -> usize {
             lane.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ word).to_ne_bytes());
         }
     }
-    let rest = chunks.into_remainder();
-    // The remainder starts at a multiple of 32, so the key phase is unchanged.
-    for (i, b) in rest.iter_mut().enumerate() {
+    // The remainder starts at a multiple of 32, so the key phase is unchanged;
+    // whole words first, then bytes.
+    let mut words = chunks.into_remainder().chunks_exact_mut(8);
+    for lane in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(lane);
+        lane.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ word).to_ne_bytes());
+    }
+    for (i, b) in words.into_remainder().iter_mut().enumerate() {
         *b ^= key[i & 3];
     }
     next
