@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (README: "Run the tests").
 #
-#   scripts/test.sh          lint, unit + integration tests, Autobahn, fuzz smoke
+#   scripts/test.sh          lint, unit + integration tests, Autobahn, fault suite, fuzz smoke
 #   scripts/test.sh --quick  lint, unit + integration tests only
 #
 # Installs what it needs itself: cargo-fuzz (crates.io) and, through
@@ -26,6 +26,9 @@ cargo test --workspace
 
 step "conformance: Autobahn|Testsuite 1.*-10.*"
 bash scripts/autobahn.sh
+
+step "fault suite (tests/faults.rs, release build)"
+bash scripts/faults.sh
 
 step "fuzz smoke (${FUZZ_SECONDS:-30} s per target)"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet

@@ -43,6 +43,12 @@ const RESERVE: usize = 256;
 const READ_CHUNK: usize = 256 * 1024;
 /// Reads per socket per turn before it is requeued (1 MiB).
 const READ_BUDGET: u32 = 4;
+/// Heartbeat deadlines are multiples of this (ms), to batch pings per turn.
+const HEARTBEAT_SLOT_MS: u64 = 50;
+/// After a partial write, the written prefix of a socket's queue is dropped
+/// once it reaches this size, so a queue's memory follows what is unsent
+/// (bounded by `max_backpressure`), not everything ever queued.
+const COMPACT_AFTER: usize = 64 * 1024;
 /// Wait before retrying `accept` after running out of file descriptors.
 const ACCEPT_RETRY_MS: u64 = 100;
 
@@ -558,10 +564,11 @@ impl<H: Handler> Server<H> {
             interval
         };
         let id = conn.id;
-        let timer = self
-            .hub
-            .timers
-            .insert(self.hub.now + delay, TimerEvent::Heartbeat(id));
+        // Deadlines are rounded up to HEARTBEAT_SLOT_MS: the sockets of a slot
+        // are pinged in one loop turn and their pongs come back together, so
+        // the loop wakes once per slot rather than twice per socket.
+        let due = (self.hub.now + delay).div_ceil(HEARTBEAT_SLOT_MS) * HEARTBEAT_SLOT_MS;
+        let timer = self.hub.timers.insert(due, TimerEvent::Heartbeat(id));
         if let Some(conn) = self.hub.conns.get_mut(key) {
             conn.heartbeat = Some(timer);
         }
@@ -693,6 +700,10 @@ impl<H: Handler> Server<H> {
             }
         }
         let registry = self.poll.registry();
+        if conn.queued() > 0 && conn.written >= COMPACT_AFTER {
+            conn.output.drain(..conn.written);
+            conn.written = 0;
+        }
         if conn.queued() > 0 {
             if !conn.writable_interest {
                 conn.writable_interest = true;
