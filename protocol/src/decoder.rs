@@ -107,11 +107,20 @@ struct PartialFrame {
 }
 
 /// Decodes a stream of frames for one connection. See the module docs.
+///
+/// Small (40 bytes) while no message is being assembled: the assembly state
+/// lives in a box that exists only for streamed or fragmented messages.
 #[derive(Debug)]
 pub struct Decoder {
     role: Role,
     limits: Limits,
-    /// Payload of the message being assembled (empty, unallocated when idle).
+    asm: Option<Box<Assembly>>,
+}
+
+/// A message being assembled from pieces.
+#[derive(Debug, Default)]
+struct Assembly {
+    /// Payload of the message being assembled.
     message: Vec<u8>,
     /// The message being assembled, if any.
     kind: Option<DataKind>,
@@ -129,12 +138,7 @@ impl Decoder {
         Decoder {
             role,
             limits,
-            message: Vec::new(),
-            kind: None,
-            delivered: false,
-            fragments: 0,
-            utf8: Utf8Validator::new(),
-            frame: None,
+            asm: None,
         }
     }
 
@@ -145,16 +149,15 @@ impl Decoder {
 
     /// Whether a message or frame is partly decoded (its bytes live in the decoder).
     pub fn is_mid_message(&self) -> bool {
-        self.kind.is_some()
+        self.asm.as_ref().is_some_and(|a| a.kind.is_some())
     }
 
     /// Free the message buffer if no message is being assembled.
     ///
     /// Call when a connection goes idle so it holds no payload memory.
     pub fn release_buffers(&mut self) {
-        if self.kind.is_none() {
-            self.message = Vec::new();
-            self.delivered = false;
+        if !self.is_mid_message() {
+            self.asm = None;
         }
     }
 
@@ -166,27 +169,32 @@ impl Decoder {
         &'a mut self,
         buf: &'a mut [u8],
     ) -> Result<(usize, Option<Message<'a>>), ProtocolError> {
-        if self.delivered {
-            self.message.clear();
-            self.delivered = false;
+        let streaming = self.asm.as_ref().is_some_and(|a| a.frame.is_some());
+        if let Some(a) = self.asm.as_deref_mut() {
+            if a.delivered {
+                a.message.clear();
+                a.delivered = false;
+            }
         }
-        if self.frame.is_some() {
-            let (taken, done) = self.stream_payload(buf)?;
-            return Ok((taken, done.then(|| self.delivered_message())));
+        if streaming {
+            let Some(a) = self.asm.as_deref_mut() else {
+                return Ok((0, None));
+            };
+            let (taken, done) = a.stream_payload(buf)?;
+            return Ok((taken, done.then(|| a.delivered_message())));
         }
         let Some((header, header_len)) = FrameHeader::parse(buf)? else {
             return Ok((0, None));
         };
         self.check_header(&header)?;
         if header.opcode.is_control() {
-            return self.decode_control(header, header_len, buf);
+            return decode_control(header, header_len, buf);
         }
-        self.start_data_frame(&header)?;
+        self.check_data_frame(&header)?;
         let payload_len = header.payload_len as usize; // <= max_frame_size, checked
-        let whole = buf.len() - header_len >= payload_len;
-        if whole && header.fin && header.opcode != OpCode::Continuation {
+        let arrived = buf.len() - header_len;
+        if arrived >= payload_len && header.fin && header.opcode != OpCode::Continuation {
             // Fast path: the whole message is here; hand it out in place.
-            self.kind = None;
             let end = header_len + payload_len;
             let payload = &mut buf[header_len..end];
             if let Some(key) = header.mask {
@@ -199,23 +207,33 @@ impl Decoder {
             };
             return Ok((end, Some(message)));
         }
+        let a = self.asm.get_or_insert_with(Box::default);
+        if header.opcode != OpCode::Continuation {
+            a.kind = Some(if header.opcode == OpCode::Text {
+                DataKind::Text
+            } else {
+                DataKind::Binary
+            });
+            a.fragments = 1;
+            a.message.clear();
+            a.utf8.reset();
+        }
         // Room for the whole frame once half of it has arrived, else only for
         // what has: memory follows received bytes (at most twice them), never
         // a declared length alone.
-        let arrived = buf.len() - header_len;
-        self.message.reserve(if arrived * 2 >= payload_len {
+        a.message.reserve(if arrived * 2 >= payload_len {
             payload_len
         } else {
             arrived
         });
-        self.frame = Some(PartialFrame {
+        a.frame = Some(PartialFrame {
             remaining: header.payload_len,
             mask: header.mask,
             mask_offset: 0,
             fin: header.fin,
         });
-        let (taken, done) = self.stream_payload(&mut buf[header_len..])?;
-        Ok((header_len + taken, done.then(|| self.delivered_message())))
+        let (taken, done) = a.stream_payload(&mut buf[header_len..])?;
+        Ok((header_len + taken, done.then(|| a.delivered_message())))
     }
 
     /// Rules every header must follow: RSV bits, masking, control-frame shape.
@@ -239,43 +257,34 @@ impl Decoder {
         Ok(())
     }
 
-    /// Check a data frame header against the open message and the limits, and
-    /// open a message for a first frame.
-    fn start_data_frame(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
+    /// Check a data frame header against the open message and the limits
+    /// (counting a continuation as one more fragment). Allocates nothing.
+    fn check_data_frame(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
         let len = header.payload_len;
         if len > self.limits.max_frame_size {
             return Err(ProtocolError::FrameTooLarge);
         }
-        match (header.opcode, self.kind) {
+        let open = self.asm.as_deref_mut().filter(|a| a.kind.is_some());
+        match (header.opcode, open) {
             (OpCode::Continuation, None) => Err(ProtocolError::UnexpectedContinuation),
-            (OpCode::Continuation, Some(_)) => {
-                self.fragments += 1;
-                if self.fragments > self.limits.max_fragments {
+            (OpCode::Continuation, Some(a)) => {
+                a.fragments += 1;
+                if a.fragments > self.limits.max_fragments {
                     return Err(ProtocolError::TooManyFragments);
                 }
-                if (self.message.len() as u64).saturating_add(len) > self.limits.max_message_size {
+                if (a.message.len() as u64).saturating_add(len) > self.limits.max_message_size {
                     return Err(ProtocolError::MessageTooLarge);
                 }
                 Ok(())
             }
             (_, Some(_)) => Err(ProtocolError::ExpectedContinuation),
-            (opcode, None) => {
-                if len > self.limits.max_message_size {
-                    return Err(ProtocolError::MessageTooLarge);
-                }
-                self.kind = Some(if opcode == OpCode::Text {
-                    DataKind::Text
-                } else {
-                    DataKind::Binary
-                });
-                self.fragments = 1;
-                self.message.clear();
-                self.utf8.reset();
-                Ok(())
-            }
+            (_, None) if len > self.limits.max_message_size => Err(ProtocolError::MessageTooLarge),
+            (_, None) => Ok(()),
         }
     }
+}
 
+impl Assembly {
     /// Consume as much of the current frame's payload as `buf` holds.
     /// Returns the bytes taken and whether the message completed.
     fn stream_payload(&mut self, buf: &mut [u8]) -> Result<(usize, bool), ProtocolError> {
@@ -323,27 +332,27 @@ impl Decoder {
             _ => Message::Binary(&self.message),
         }
     }
+}
 
-    fn decode_control<'a>(
-        &mut self,
-        header: FrameHeader,
-        header_len: usize,
-        buf: &'a mut [u8],
-    ) -> Result<(usize, Option<Message<'a>>), ProtocolError> {
-        let end = header_len + header.payload_len as usize; // <= 125, checked
-        let Some(payload) = buf.get_mut(header_len..end) else {
-            return Ok((0, None));
-        };
-        if let Some(key) = header.mask {
-            apply_mask(payload, key, 0);
-        }
-        let message = match header.opcode {
-            OpCode::Ping => Message::Ping(payload),
-            OpCode::Pong => Message::Pong(payload),
-            _ => Message::Close(CloseFrame::parse(payload)?),
-        };
-        Ok((end, Some(message)))
+/// Decode a control frame once it is whole (it is at most 139 bytes).
+fn decode_control<'a>(
+    header: FrameHeader,
+    header_len: usize,
+    buf: &'a mut [u8],
+) -> Result<(usize, Option<Message<'a>>), ProtocolError> {
+    let end = header_len + header.payload_len as usize; // <= 125, checked
+    let Some(payload) = buf.get_mut(header_len..end) else {
+        return Ok((0, None));
+    };
+    if let Some(key) = header.mask {
+        apply_mask(payload, key, 0);
     }
+    let message = match header.opcode {
+        OpCode::Ping => Message::Ping(payload),
+        OpCode::Pong => Message::Pong(payload),
+        _ => Message::Close(CloseFrame::parse(payload)?),
+    };
+    Ok((end, Some(message)))
 }
 
 #[cfg(test)]
