@@ -759,7 +759,7 @@ fn case03_abrupt_resets() {
     let warm_up = 5000;
     reset_storm(addr, warm_up);
     let base_status = settle(&server, 1);
-    let (fds_before, rss_before) = (server.fds(), server.rss_kib());
+    let (fds_before, rss_before) = (server.settled_fds(), server.rss_kib());
     let aborts_before = tcp_ext("TCPAbortOnClose");
 
     let storm_start = Instant::now();
@@ -1580,8 +1580,7 @@ fn case07_connection_storm() {
             Canary::start(addr, o)
         })
         .collect();
-    thread::sleep(Duration::from_millis(200));
-    let fds_before = server.fds();
+    let fds_before = server.settled_fds();
 
     // The cap, exactly: CAP connections that send nothing hold every HTTP
     // slot; one more, with a whole upgrade head, waits in the kernel's backlog
@@ -1735,7 +1734,7 @@ fn case08_close_hang() {
     let addr = server.addr;
     let canary = Canary::start(addr, CanaryOptions::new("canary"));
     let base_conns = server.metric("gmws_connections"); // the canary and this request
-    let base_fds = server.fds();
+    let base_fds = server.settled_fds();
 
     let mut hang = member(addr, "hang", &["hang"]);
     hang.auto_pong = false;

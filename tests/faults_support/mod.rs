@@ -11,6 +11,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -257,6 +258,20 @@ impl Gmws {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid))
             .map(|d| d.count())
             .unwrap_or(0)
+    }
+
+    /// The server's open descriptors once the connection of a test's last
+    /// HTTP request is gone: the least count seen over 300 ms. (The server
+    /// closes that connection when it reads the client's FIN, a moment after
+    /// the test has its response, so a single reading may still count it.)
+    pub fn settled_fds(&self) -> usize {
+        let until = Instant::now() + Duration::from_millis(300);
+        let mut least = self.fds();
+        while Instant::now() < until {
+            thread::sleep(Duration::from_millis(10));
+            least = least.min(self.fds());
+        }
+        least
     }
 
     /// CPU time used (user + system) in clock ticks (1/100 s).
