@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # gmws side by side with its peers, in one run, on this machine.
 #
-#   scripts/bench-matrix.sh [--warmup S] [--duration S] [--idle-conns N]
+#   scripts/bench-matrix.sh [--rounds N] [--warmup S] [--duration S] [--idle-conns N]
 #                           [--idle-hold S] [--sizes "16 1024 65536"]
 #                           [--conns "1 100 1000"] [--servers "gmws tungstenite fastwebsockets"]
 #
@@ -12,7 +12,10 @@
 # - echo matrix: payload 16 B / 1 KiB / 64 KiB x connections 1 / 100 / 1000,
 #   against each server: msgs/s, round-trip p99, and the server's CPU time
 #   (utime + stime from /proc/PID/stat, read by `gmws load --pid` at the start
-#   and end of the measured window) per echoed message;
+#   and end of the measured window) per echoed message, and the server's
+#   context switches per echoed message (how often it slept in epoll_wait);
+#   with --rounds N the whole matrix is run N times (servers interleaved in
+#   each cell) and each cell reports the run with the median CPU per message;
 # - idle: 10,000 connections held against each server: server RSS growth per
 #   connection (VmRSS from /proc/PID/status).
 #
@@ -22,11 +25,12 @@
 # writes them, with the machine description and the raw RESULT lines, to
 # bench-results/matrix-<date>.md.
 #
-# Defaults: --warmup 1 --duration 3 --idle-conns 10000 --idle-hold 3 (a few
-# minutes in all). JOBS (default 1) is passed to cargo as -j.
+# Defaults: --rounds 1 --warmup 1 --duration 3 --idle-conns 10000 --idle-hold 3
+# (a few minutes per round). JOBS (default 1) is passed to cargo as -j.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+ROUNDS=1
 WARMUP=1
 DURATION=3
 IDLE_CONNS=10000
@@ -43,6 +47,7 @@ ARGS_GIVEN="$*"
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
+        --rounds) ROUNDS=$2; shift 2 ;;
         --warmup) WARMUP=$2; shift 2 ;;
         --duration) DURATION=$2; shift 2 ;;
         --idle-conns) IDLE_CONNS=$2; shift 2 ;;
@@ -158,19 +163,34 @@ size_label() {
 declare -A RES
 RAW=()
 cells=$(( $(wc -w <<<"$SIZES") * $(wc -w <<<"$CONNS") * $(wc -w <<<"$SERVERS") ))
-log "==> echo matrix: $cells cells, warm-up ${WARMUP}s + ${DURATION}s measured each"
-n=0
+log "==> echo matrix: $ROUNDS round(s) of $cells cells, warm-up ${WARMUP}s + ${DURATION}s measured each"
+for round in $(seq "$ROUNDS"); do
+    n=0
+    for size in $SIZES; do
+        for conns in $CONNS; do
+            for s in $SERVERS; do
+                n=$((n + 1))
+                start_server "$s"
+                line=$(run_load echo --target "$ADDR" -c "$conns" -s "$size" \
+                    -w "$WARMUP" -d "$DURATION" --pid "$SERVER_PID")
+                stop_server
+                RES[$s,$size,$conns,$round]=$line
+                RAW+=("round $round, $s: $line")
+                log "  [$round: $n/$cells] $s size=$size conns=$conns: $(field "$line" msgs_per_s) msgs/s, p99 $(field "$line" p99_us) us, $(field "$line" server_cpu_us_per_msg) us CPU/msg, $(field "$line" server_switches_per_msg) switches/msg, errors $(field "$line" errors)"
+            done
+        done
+    done
+done
+# Each cell: the round with the median CPU per message (the upper one of two).
 for size in $SIZES; do
     for conns in $CONNS; do
         for s in $SERVERS; do
-            n=$((n + 1))
-            start_server "$s"
-            line=$(run_load echo --target "$ADDR" -c "$conns" -s "$size" \
-                -w "$WARMUP" -d "$DURATION" --pid "$SERVER_PID")
-            stop_server
-            RES[$s,$size,$conns]=$line
-            RAW+=("$s: $line")
-            log "  [$n/$cells] $s size=$size conns=$conns: $(field "$line" msgs_per_s) msgs/s, p99 $(field "$line" p99_us) us, $(field "$line" server_cpu_us_per_msg) us CPU/msg, errors $(field "$line" errors)"
+            RES[$s,$size,$conns]=$(
+                for round in $(seq "$ROUNDS"); do
+                    l=${RES[$s,$size,$conns,$round]}
+                    printf '%s\t%s\n' "$(field "$l" server_cpu_us_per_msg)" "$l"
+                done | sort -g | sed -n "$((ROUNDS / 2 + 1))p" | cut -f2-
+            )
         done
     done
 done
@@ -229,6 +249,24 @@ DATE=$(date +%Y-%m-%d)
         done
     done
     echo
+    echo "### Echo: server context switches per echoed message (sleeps in epoll_wait)"
+    echo
+    printf '| payload | conns |'
+    for s in $SERVERS; do printf ' %s |' "${SERVER_NAME[$s]}"; done
+    echo
+    printf '|---|---:|'
+    for _ in $SERVERS; do printf -- '---:|'; done
+    echo
+    for size in $SIZES; do
+        for conns in $CONNS; do
+            printf '| %s | %s |' "$(size_label "$size")" "$conns"
+            for s in $SERVERS; do
+                printf ' %s |' "$(field "${RES[$s,$size,$conns]}" server_switches_per_msg)"
+            done
+            echo
+        done
+    done
+    echo
     echo "### Echo: throughput and round trip (msgs/s, p99 µs)"
     echo
     printf '| payload | conns |'
@@ -262,7 +300,8 @@ DATE=$(date +%Y-%m-%d)
     echo "Machine: $MACHINE. $DATE. Server pinned to CPU $SERVER_CPU, \`gmws load\` to CPU $LOAD_CPU (taskset);"
     echo "each cell a fresh server process; binary messages, one in flight per connection;"
     echo "warm-up ${WARMUP} s, measured ${DURATION} s. CPU per message = server utime+stime over the"
-    echo "measured window / echoes in it. Reproduce: \`scripts/bench-matrix.sh${ARGS_GIVEN:+ $ARGS_GIVEN}\`."
+    echo "measured window / echoes in it; each cell the median of $ROUNDS round(s) by CPU per message."
+    echo "Reproduce: \`scripts/bench-matrix.sh${ARGS_GIVEN:+ $ARGS_GIVEN}\`."
 } >/tmp/bench-matrix.$$.md
 
 mkdir -p bench-results

@@ -250,7 +250,8 @@ Every run is bounded in time: setup (each connection at most --timeout, all of t
 at most 3 x --timeout), warm-up, the measured window (or the hold), at most 5 s for
 echoes or deliveries still out, then a close of at most 2 s. The last line is machine-readable:
   RESULT mode=echo conns=100 size=1024 kind=binary msgs=... msgs_per_s=... p50_us=...
-         p99_us=... max_us=... errors=0 server_cpu_us_per_msg=...   (na when not measured)
+         p99_us=... max_us=... errors=0 server_cpu_us_per_msg=... server_switches_per_msg=...
+         (na when not measured)
 Exit status: 0 without errors, 1 when any error was counted, 2 for a bad command line
 or a run that could not start.
 

@@ -340,14 +340,13 @@ pub fn run(args: &LoadArgs, addr: SocketAddr) -> Result<BroadcastReport, LoadErr
         let now_ns = bc.now_ns();
         if let Some(pid) = args.pid {
             if cpu_start.is_none() && now_ns >= start {
-                cpu_start = procfs::cpu_us(pid).ok().map(|c| (c, now));
+                cpu_start = procfs::times(pid).ok().map(|c| (c, now));
             }
             if let (Some((c0, t0)), None) = (cpu_start, server_cpu) {
                 if now_ns >= end {
-                    server_cpu = procfs::cpu_us(pid).ok().map(|c1| ServerCpu {
-                        cpu_us: c1 - c0,
-                        wall_s: (now - t0).as_secs_f64(),
-                    });
+                    server_cpu = procfs::times(pid)
+                        .ok()
+                        .map(|c1| ServerCpu::between(c0, c1, (now - t0).as_secs_f64()));
                 }
             }
         }

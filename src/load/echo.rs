@@ -231,13 +231,10 @@ fn sample_cpu(pid: u32, shared: &Shared, duration: Duration, threads: usize) -> 
         std::thread::sleep(Duration::from_millis(1));
     };
     std::thread::sleep(start.saturating_duration_since(Instant::now()));
-    let (t0, c0) = (Instant::now(), procfs::cpu_us(pid).ok()?);
+    let (t0, c0) = (Instant::now(), procfs::times(pid).ok()?);
     std::thread::sleep(end.saturating_duration_since(Instant::now()));
-    let (t1, c1) = (Instant::now(), procfs::cpu_us(pid).ok()?);
-    Some(ServerCpu {
-        cpu_us: c1 - c0,
-        wall_s: (t1 - t0).as_secs_f64(),
-    })
+    let (t1, c1) = (Instant::now(), procfs::times(pid).ok()?);
+    Some(ServerCpu::between(c0, c1, (t1 - t0).as_secs_f64()))
 }
 
 fn worker(

@@ -67,7 +67,7 @@ pub fn run(args: &LoadArgs, addr: SocketAddr) -> Result<IdleReport, LoadError> {
             .map_err(LoadError::EventLoop)?;
     }
     let rss_open = args.pid.map(rss).transpose()?;
-    let cpu_start = args.pid.and_then(|pid| procfs::cpu_us(pid).ok());
+    let cpu_start = args.pid.and_then(|pid| procfs::times(pid).ok());
     let start = Instant::now();
     let end = start + args.hold;
     loop {
@@ -82,10 +82,9 @@ pub fn run(args: &LoadArgs, addr: SocketAddr) -> Result<IdleReport, LoadError> {
     let seconds = start.elapsed().as_secs_f64();
     let rss_end = args.pid.map(rss).transpose()?;
     let server_cpu = match (args.pid, cpu_start) {
-        (Some(pid), Some(c0)) => procfs::cpu_us(pid).ok().map(|c1| ServerCpu {
-            cpu_us: c1 - c0,
-            wall_s: seconds,
-        }),
+        (Some(pid), Some(c0)) => procfs::times(pid)
+            .ok()
+            .map(|c1| ServerCpu::between(c0, c1, seconds)),
         _ => None,
     };
     let held = driver.live();

@@ -33,7 +33,10 @@
 //! The last line printed is machine-readable, e.g.
 //! `RESULT mode=echo conns=100 size=1024 kind=binary msgs=512000
 //! msgs_per_s=102400 p50_us=850.0 p99_us=1200.0 max_us=5012.3 errors=0
-//! server_cpu_us_per_msg=3.10` (`na` where nothing was measured).
+//! server_cpu_us_per_msg=3.10 server_switches_per_msg=0.020` (`na` where
+//! nothing was measured). Server context switches per message tell how
+//! often the server slept in `epoll_wait` between messages: on a VM, each
+//! sleep and wake-up costs more CPU than the echo itself.
 
 pub mod args;
 mod broadcast;
@@ -243,7 +246,7 @@ impl Report {
             Report::Echo(r) => {
                 let _ = write!(
                     s,
-                    " kind={kind} msgs={} msgs_per_s={:.0} p50_us={} p99_us={} max_us={} errors={} server_cpu_us_per_msg={}",
+                    " kind={kind} msgs={} msgs_per_s={:.0} p50_us={} p99_us={} max_us={} errors={} server_cpu_us_per_msg={} server_switches_per_msg={}",
                     r.messages,
                     r.msgs_per_s(),
                     us(r.rtt.quantile(0.5)),
@@ -251,6 +254,7 @@ impl Report {
                     us(r.rtt.max()),
                     r.errors.total(),
                     opt(r.server_cpu.and_then(|c| c.per(r.messages))),
+                    opt(r.server_cpu.and_then(|c| c.switches_per(r.messages))),
                 );
             }
             Report::Idle(r) => {
@@ -308,8 +312,9 @@ fn write_cpu(s: &mut String, cpu: Option<ServerCpu>, items: u64, what: &str) {
                 .map_or("na".to_owned(), |p| format!("{p:.3}"));
             let _ = writeln!(
                 s,
-                "server cpu:  {per} us per {what} ({:.1}% of a core over the window)",
-                cpu.load() * 100.0
+                "server cpu:  {per} us per {what} ({:.1}% of a core over the window, {} context switches)",
+                cpu.load() * 100.0,
+                cpu.switches
             );
         }
         None => s.push_str("server cpu:  not measured (give --pid)\n"),
@@ -491,7 +496,7 @@ mod tests {
             "{line}"
         );
         assert!(
-            line.ends_with("errors=0 server_cpu_us_per_msg=na"),
+            line.ends_with("errors=0 server_cpu_us_per_msg=na server_switches_per_msg=na"),
             "{line}"
         );
         assert!(report.summary().contains("errors:      none"));

@@ -1,5 +1,6 @@
 //! What the load generator reads from Linux's `/proc`: the server's resident
-//! memory and CPU time, the clock tick, and our own open-file limit.
+//! memory, CPU time and context switches, the clock tick, and our own
+//! open-file limit.
 
 use std::path::Path;
 
@@ -15,6 +16,26 @@ pub fn cpu_us(pid: u32) -> std::io::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let ticks = parse_stat_ticks(&stat).ok_or_else(|| bad_data("unreadable /proc/PID/stat"))?;
     Ok(ticks as f64 * 1e6 / clock_ticks_per_second() as f64)
+}
+
+/// The server's CPU time and context switches at one moment.
+#[derive(Clone, Copy, Debug)]
+pub struct ProcTimes {
+    /// utime + stime in microseconds ([`cpu_us`]).
+    pub cpu_us: f64,
+    /// Voluntary + involuntary context switches of its main thread
+    /// (`/proc/PID/status`): on an event loop, about one per sleep in
+    /// `epoll_wait`.
+    pub switches: u64,
+}
+
+/// The server's [`ProcTimes`] now.
+pub fn times(pid: u32) -> std::io::Result<ProcTimes> {
+    let cpu_us = cpu_us(pid)?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let switches = parse_switches(&status)
+        .ok_or_else(|| bad_data("no ctxt_switches lines in /proc/PID/status"))?;
+    Ok(ProcTimes { cpu_us, switches })
 }
 
 /// Whether a process with this id exists.
@@ -50,6 +71,14 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
         .next()?
         .parse()
         .ok()
+}
+
+fn parse_switches(status: &str) -> Option<u64> {
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        line[name.len()..].trim().parse().ok()
+    };
+    Some(field("voluntary_ctxt_switches:")? + field("nonvoluntary_ctxt_switches:")?)
 }
 
 fn parse_stat_ticks(stat: &str) -> Option<u64> {
@@ -102,6 +131,14 @@ mod tests {
     }
 
     #[test]
+    fn context_switches() {
+        let status =
+            "Name:\techo\nvoluntary_ctxt_switches:\t1200\nnonvoluntary_ctxt_switches:\t34\n";
+        assert_eq!(parse_switches(status), Some(1234));
+        assert_eq!(parse_switches("voluntary_ctxt_switches:\t3\n"), None);
+    }
+
+    #[test]
     fn stat_ticks_skip_odd_command_names() {
         let stat = "1234 (a b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 37 5 0 0 20 0 1 0 1 0 0";
         assert_eq!(parse_stat_ticks(stat), Some(42));
@@ -124,6 +161,7 @@ mod tests {
         assert!(process_exists(pid));
         assert!(rss_kib(pid).expect("own status") > 0);
         assert!(cpu_us(pid).expect("own stat") >= 0.0);
+        assert!(times(pid).expect("own times").switches > 0);
         let hz = clock_ticks_per_second();
         assert!((1..=10_000).contains(&hz), "{hz}");
     }

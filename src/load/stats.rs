@@ -4,6 +4,7 @@ use std::fmt;
 
 use super::histogram::Histogram;
 use super::payload::Mismatch;
+use super::procfs::ProcTimes;
 
 /// What went wrong on one connection or with one message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,11 +157,27 @@ pub struct ConnCounts {
 pub struct ServerCpu {
     /// utime + stime of the server process over the window, in microseconds.
     pub cpu_us: f64,
+    /// The server's context switches over the window.
+    pub switches: u64,
     /// The window's wall-clock length, in seconds.
     pub wall_s: f64,
 }
 
 impl ServerCpu {
+    /// The difference of two samples taken `wall_s` seconds apart.
+    pub fn between(start: ProcTimes, end: ProcTimes, wall_s: f64) -> ServerCpu {
+        ServerCpu {
+            cpu_us: end.cpu_us - start.cpu_us,
+            switches: end.switches.saturating_sub(start.switches),
+            wall_s,
+        }
+    }
+
+    /// Server context switches per item; `None` for zero items.
+    pub fn switches_per(&self, items: u64) -> Option<f64> {
+        (items > 0).then(|| self.switches as f64 / items as f64)
+    }
+
     /// Server CPU microseconds per item (message, delivery); `None` for zero items.
     pub fn per(&self, items: u64) -> Option<f64> {
         (items > 0).then(|| self.cpu_us / items as f64)
