@@ -4,7 +4,7 @@
 
 use gmws_protocol::handshake::{
     client_request, parse_request, parse_response, validate_upgrade, write_accept_response,
-    write_error_response, HeadLimits, UpgradePolicy,
+    write_error_response, ClientHandshake, HeadLimits, UpgradePolicy,
 };
 use gmws_protocol::HandshakeError;
 use libfuzzer_sys::fuzz_target;
@@ -44,19 +44,30 @@ fuzz_target!(|data: &[u8]| {
                 assert!(request.is_websocket_upgrade());
                 let mut out = Vec::new();
                 write_accept_response(&mut out, &accept);
-                let (response, n) = parse_response(&out, &accept.accept_key).unwrap().unwrap();
+                let offered = ClientHandshake {
+                    accept_key: accept.accept_key.clone(),
+                    protocols: accept.protocol.iter().cloned().collect(),
+                };
+                let (response, n) = parse_response(&out, &offered).unwrap().unwrap();
                 assert_eq!((response.protocol, n), (accept.protocol, out.len()));
             }
             Err(e) => refuse(e),
         }
     }
-    let _ = parse_response(data, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    let offered = ClientHandshake {
+        accept_key: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into(),
+        protocols: vec!["chat".into()],
+    };
+    if let Ok(Some((response, n))) = parse_response(data, &offered) {
+        assert!(n <= data.len());
+        assert!(response.protocol.is_none_or(|p| p == "chat"));
+    }
     // Our own client's request, with a key from the input, is accepted.
     let key: [u8; 16] = std::array::from_fn(|i| data.get(i).copied().unwrap_or(0));
-    let (request, expected) = client_request("h.example", "/ws", key, &["json"]);
+    let (request, expected) = client_request("h.example", "/ws", key, &["json"]).unwrap();
     let (parsed, _) = parse_request(&request, &HeadLimits::default())
         .unwrap()
         .unwrap();
     let accept = validate_upgrade(&parsed, &UpgradePolicy::default()).unwrap();
-    assert_eq!(accept.accept_key, expected);
+    assert_eq!(accept.accept_key, expected.accept_key);
 });

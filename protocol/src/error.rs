@@ -122,6 +122,16 @@ pub enum HandshakeError {
     OriginNotAllowed,
     /// Client role: the response is not a valid 101 for our key.
     BadResponse,
+    /// Client role: the server chose a subprotocol the client did not offer
+    /// (RFC 6455 §4.1: the client must fail the connection).
+    UnofferedSubprotocol,
+    /// Client role: the server named an extension the client did not offer
+    /// (this client offers none).
+    UnofferedExtension,
+    /// Client role: a host, path or subprotocol that cannot be written into a
+    /// request head (control characters, spaces, a path not starting with
+    /// `/`, a subprotocol that is not an HTTP token, a repeated subprotocol).
+    InvalidClientRequest,
 }
 
 impl HandshakeError {
@@ -138,7 +148,10 @@ impl HandshakeError {
             | HandshakeError::HttpVersion
             | HandshakeError::MissingHost
             | HandshakeError::BadKey
-            | HandshakeError::BadResponse => 400,
+            | HandshakeError::BadResponse
+            | HandshakeError::UnofferedSubprotocol
+            | HandshakeError::UnofferedExtension
+            | HandshakeError::InvalidClientRequest => 400,
         }
     }
 
@@ -157,6 +170,13 @@ impl HandshakeError {
             HandshakeError::UnsupportedVersion => "Sec-WebSocket-Version: 13 required",
             HandshakeError::OriginNotAllowed => "origin not allowed",
             HandshakeError::BadResponse => "invalid handshake response",
+            HandshakeError::UnofferedSubprotocol => {
+                "server chose a subprotocol that was not offered"
+            }
+            HandshakeError::UnofferedExtension => "server named an extension that was not offered",
+            HandshakeError::InvalidClientRequest => {
+                "invalid host, path or subprotocol for a request"
+            }
         }
     }
 }

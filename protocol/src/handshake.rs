@@ -7,7 +7,10 @@
 //! [`write_accept_response`] and [`write_error_response`] build the answers.
 //!
 //! Client: [`client_request`] builds a request from a caller-supplied random
-//! key; [`parse_response`] validates the server's 101.
+//! key (refusing a host, path or subprotocol that would break the head);
+//! [`parse_response`] validates the server's 101 against the resulting
+//! [`ClientHandshake`]: status, `Upgrade`, `Connection`, the accept key, and
+//! no subprotocol or extension that was not offered.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -277,15 +280,43 @@ fn status_reason(status: u16) -> &'static str {
     }
 }
 
+/// What a client keeps between [`client_request`] and [`parse_response`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientHandshake {
+    /// The `Sec-WebSocket-Accept` value the server must answer with.
+    pub accept_key: String,
+    /// The subprotocols offered, in order of preference.
+    pub protocols: Vec<String>,
+}
+
 /// Build a client upgrade request for `host` and `path` with a caller-drawn
-/// random `key` (16 bytes). Returns the request bytes and the
-/// `Sec-WebSocket-Accept` value the server must answer with.
+/// random `key` (16 bytes), offering `protocols`. Returns the request bytes
+/// and what [`parse_response`] checks the answer against.
+///
+/// `host` must be visible ASCII; `path` visible ASCII starting with `/`
+/// (percent-encode anything else); each subprotocol an HTTP token, none
+/// repeated (RFC 6455 §4.1). Anything else is
+/// [`HandshakeError::InvalidClientRequest`], so no caller-supplied string can
+/// inject a header or end the head early.
 pub fn client_request(
     host: &str,
     path: &str,
     key: [u8; 16],
     protocols: &[&str],
-) -> (Vec<u8>, String) {
+) -> Result<(Vec<u8>, ClientHandshake), HandshakeError> {
+    let visible = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
+    let unique = protocols
+        .iter()
+        .enumerate()
+        .all(|(i, p)| !protocols[..i].contains(p));
+    if !visible(host)
+        || !visible(path)
+        || !path.starts_with('/')
+        || !protocols.iter().all(|p| is_token(p))
+        || !unique
+    {
+        return Err(HandshakeError::InvalidClientRequest);
+    }
     let key = BASE64.encode(key);
     let mut req = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
@@ -296,24 +327,38 @@ pub fn client_request(
         req.push_str("\r\n");
     }
     req.push_str("\r\n");
-    (req.into_bytes(), accept_key(key.as_bytes()))
+    let handshake = ClientHandshake {
+        accept_key: accept_key(key.as_bytes()),
+        protocols: protocols.iter().map(|p| (*p).to_owned()).collect(),
+    };
+    Ok((req.into_bytes(), handshake))
+}
+
+/// Whether `s` is an HTTP token (RFC 9110 §5.6.2: one or more tchar).
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// A server's validated handshake response, client side.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Response {
-    /// The subprotocol the server chose, if any.
+    /// The subprotocol the server chose, if any (always one that was offered).
     pub protocol: Option<String>,
 }
 
 /// Parse and validate the server's response to [`client_request`].
 ///
 /// `Ok(None)`: incomplete. `Ok(Some((response, head_len)))`: a valid 101; bytes
-/// after `head_len` are already WebSocket frames. A non-101 status or a wrong
-/// accept key is [`HandshakeError::BadResponse`].
+/// after `head_len` are already WebSocket frames. A non-101 status, a missing
+/// `Upgrade`/`Connection` token or a wrong accept key is
+/// [`HandshakeError::BadResponse`]; a subprotocol that was not offered,
+/// [`HandshakeError::UnofferedSubprotocol`]; any extension (none is offered),
+/// [`HandshakeError::UnofferedExtension`].
 pub fn parse_response(
     buf: &[u8],
-    expected_accept: &str,
+    handshake: &ClientHandshake,
 ) -> Result<Option<(Response, usize)>, HandshakeError> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut resp = httparse::Response::new(&mut headers);
@@ -338,11 +383,25 @@ pub fn parse_response(
             v.split(',')
                 .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
         })
-        && header("sec-websocket-accept") == Some(expected_accept);
+        && header("sec-websocket-accept") == Some(handshake.accept_key.as_str());
     if !ok {
         return Err(HandshakeError::BadResponse);
     }
-    let protocol = header("sec-websocket-protocol").map(str::to_owned);
+    let protocol = match header("sec-websocket-protocol") {
+        None => None,
+        Some(p) if handshake.protocols.iter().any(|offered| offered == p) => Some(p.to_owned()),
+        Some(_) => return Err(HandshakeError::UnofferedSubprotocol),
+    };
+    let extensions = resp
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"));
+    if extensions
+        .into_iter()
+        .any(|h| !h.value.iter().all(u8::is_ascii_whitespace))
+    {
+        return Err(HandshakeError::UnofferedExtension);
+    }
     Ok(Some((Response { protocol }, len)))
 }
 

@@ -346,11 +346,13 @@ pub fn parse(args: &[String]) -> Result<Parsed, ArgsError> {
                 let (target, path) = split_target(value).ok_or_else(|| bad("HOST:PORT"))?;
                 out.target = target;
                 if let Some(path) = path {
-                    out.path = path;
+                    out.path = valid_path(&path).ok_or_else(|| bad("HOST:PORT/PATH"))?;
                 }
             }
-            "--path" if value.starts_with('/') => out.path = value.to_owned(),
-            "--path" => return Err(bad("a path starting with /")),
+            "--path" => {
+                out.path = valid_path(value)
+                    .ok_or_else(|| bad("a path starting with /, visible ASCII"))?;
+            }
             "--connections" => out.connections = parse_count(value).ok_or_else(|| bad("N"))?,
             "--size" => {
                 out.size = parse_size(value)
@@ -416,6 +418,14 @@ pub fn validate(args: &LoadArgs) -> Result<(), ArgsError> {
         return Err(ArgsError::Invalid("--connections is too large"));
     }
     Ok(())
+}
+
+/// `path` if our client role can put it in a request line (it refuses
+/// spaces, control characters and anything not starting with `/`).
+fn valid_path(path: &str) -> Option<String> {
+    crate::protocol::handshake::client_request("h", path, [0; 16], &[])
+        .ok()
+        .map(|_| path.to_owned())
 }
 
 /// `HOST:PORT` or `ws://HOST:PORT[/PATH]` into the target and the path.
@@ -610,6 +620,16 @@ mod tests {
         ));
         assert!(matches!(
             run(&["--target", "localhost"]),
+            Err(ArgsError::BadValue { .. })
+        ));
+        for path in ["ws", "/a b", "/a\r\nX: 1"] {
+            assert!(
+                matches!(run(&["--path", path]), Err(ArgsError::BadValue { .. })),
+                "{path:?}"
+            );
+        }
+        assert!(matches!(
+            run(&["--target", "ws://127.0.0.1:9/a\tb"]),
             Err(ArgsError::BadValue { .. })
         ));
         assert!(matches!(

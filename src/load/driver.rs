@@ -18,7 +18,7 @@ use mio::{Events, Interest, Poll, Registry, Token};
 
 use crate::protocol::decoder::{Decoder, Limits, Message, Role};
 use crate::protocol::encoder::encode_frame;
-use crate::protocol::handshake::{client_request, parse_response};
+use crate::protocol::handshake::{client_request, parse_response, ClientHandshake};
 use crate::protocol::{CloseCode, OpCode};
 
 use super::payload::Rng;
@@ -122,8 +122,8 @@ enum Phase {
 struct Conn {
     stream: TcpStream,
     phase: Phase,
-    /// The `Sec-WebSocket-Accept` expected (while handshaking).
-    accept: String,
+    /// What the handshake response is checked against (while handshaking).
+    handshake: ClientHandshake,
     decoder: Decoder,
     /// Bytes kept between reads: a partial response head or frame.
     pending: Vec<u8>,
@@ -358,7 +358,7 @@ impl Driver {
         self.conns[i] = Some(Conn {
             stream,
             phase: Phase::Connecting,
-            accept: String::new(),
+            handshake: ClientHandshake::default(),
             decoder: Decoder::new(Role::Client, limits),
             pending: Vec::new(),
             out: Outbox::new(self.rng.next_u64()),
@@ -384,8 +384,10 @@ impl Driver {
             let mut key = [0u8; 16];
             key[..8].copy_from_slice(&self.rng.next_u64().to_ne_bytes());
             key[8..].copy_from_slice(&self.rng.next_u64().to_ne_bytes());
-            let (request, accept) = client_request(&self.host, &self.path, key, &[]);
-            conn.accept = accept;
+            let Ok((request, handshake)) = client_request(&self.host, &self.path, key, &[]) else {
+                return self.end(i, End::Fault(ErrorKind::Handshake), client);
+            };
+            conn.handshake = handshake;
             conn.out.buf.extend_from_slice(&request);
             conn.phase = Phase::Handshaking;
         }
@@ -450,12 +452,12 @@ impl Driver {
                 Err(e) if e.kind() == IoKind::Interrupted => continue,
                 Err(_) => return Err(End::Fault(ErrorKind::Handshake)),
             }
-            match parse_response(&conn.pending, &conn.accept) {
+            match parse_response(&conn.pending, &conn.handshake) {
                 Ok(None) => continue,
                 Err(_) => return Err(End::Fault(ErrorKind::Handshake)),
                 Ok(Some((_, head_len))) => {
                     conn.pending.drain(..head_len);
-                    conn.accept = String::new();
+                    conn.handshake = ClientHandshake::default();
                     conn.phase = Phase::Open;
                     conn.deadline = None;
                     self.setting_up -= 1;

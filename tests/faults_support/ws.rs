@@ -87,7 +87,8 @@ impl Ws {
         let deadline = Instant::now() + timeout;
         stream.set_nodelay(true)?;
         let key: [u8; 16] = random_u64().to_le_bytes().repeat(2).try_into().unwrap();
-        let (request, accept) = client_request(&addr.to_string(), "/", key, &[]);
+        let (request, handshake) =
+            client_request(&addr.to_string(), "/", key, &[]).map_err(|e| other(e.to_string()))?;
         stream.write_all(&request)?;
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
@@ -105,7 +106,7 @@ impl Ws {
                 )));
             }
             buf.extend_from_slice(&chunk[..n]);
-            match parse_response(&buf, &accept) {
+            match parse_response(&buf, &handshake) {
                 Ok(Some((_, len))) => {
                     buf.drain(..len);
                     break;

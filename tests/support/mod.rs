@@ -118,7 +118,8 @@ impl Client {
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
         stream.set_nodelay(true).unwrap();
         let key = random_u64().to_le_bytes().repeat(2).try_into().unwrap();
-        let (request, accept) = client_request(&addr.to_string(), path, key, &[]);
+        let (request, handshake) =
+            client_request(&addr.to_string(), path, key, &[]).expect("a valid request path");
         stream.write_all(&request).unwrap();
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
@@ -130,7 +131,7 @@ impl Client {
                 String::from_utf8_lossy(&buf)
             );
             buf.extend_from_slice(&chunk[..n]);
-            match parse_response(&buf, &accept) {
+            match parse_response(&buf, &handshake) {
                 Ok(Some((_, len))) => {
                     buf.drain(..len);
                     break;

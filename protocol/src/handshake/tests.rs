@@ -190,23 +190,126 @@ fn plain_http_is_not_an_upgrade() {
 #[test]
 fn client_round_trip() {
     let key = [7u8; 16];
-    let (request, expected) = client_request("localhost:8080", "/ws", key, &["chat"]);
+    let (request, hs) = client_request("localhost:8080", "/ws", key, &["chat", "json"]).unwrap();
+    assert_eq!(hs.protocols, ["chat", "json"]);
     let text = std::str::from_utf8(&request).unwrap();
     let policy = UpgradePolicy {
-        protocols: vec!["chat".into()],
+        protocols: vec!["json".into()],
         ..Default::default()
     };
     let accept = validate_upgrade(&parse(text), &policy).unwrap();
-    assert_eq!(accept.accept_key, expected);
+    assert_eq!(accept.accept_key, hs.accept_key);
     let mut response = Vec::new();
     write_accept_response(&mut response, &accept);
     response.extend_from_slice(&[0x81, 0x00]);
-    let (resp, len) = parse_response(&response, &expected).unwrap().unwrap();
-    assert_eq!(resp.protocol.as_deref(), Some("chat"));
+    let (resp, len) = parse_response(&response, &hs).unwrap().unwrap();
+    assert_eq!(resp.protocol.as_deref(), Some("json"));
     assert_eq!(&response[len..], &[0x81, 0x00]);
-    assert_eq!(parse_response(&response[..10], &expected), Ok(None));
+    assert_eq!(parse_response(&response[..10], &hs), Ok(None));
+    let wrong = ClientHandshake {
+        accept_key: "wrong".into(),
+        ..hs.clone()
+    };
     assert_eq!(
-        parse_response(&response, "wrong"),
+        parse_response(&response, &wrong),
         Err(HandshakeError::BadResponse)
     );
+}
+
+/// A 101 for `hs` with extra header lines.
+fn switching(hs: &ClientHandshake, extra: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n{extra}\r\n",
+        hs.accept_key
+    )
+    .into_bytes()
+}
+
+#[test]
+fn client_fails_on_a_subprotocol_it_did_not_offer() {
+    // RFC 6455 §4.1: a subprotocol "that was not present in the client's
+    // handshake" fails the connection, also when none was offered.
+    let (_, none) = client_request("h", "/", [1; 16], &[]).unwrap();
+    assert_eq!(
+        parse_response(&switching(&none, "Sec-WebSocket-Protocol: chat\r\n"), &none),
+        Err(HandshakeError::UnofferedSubprotocol)
+    );
+    let (_, chat) = client_request("h", "/", [1; 16], &["chat"]).unwrap();
+    assert_eq!(
+        parse_response(&switching(&chat, "Sec-WebSocket-Protocol: Chat\r\n"), &chat),
+        Err(HandshakeError::UnofferedSubprotocol)
+    );
+    assert_eq!(
+        parse_response(
+            &switching(&chat, "Sec-WebSocket-Protocol: chat, json\r\n"),
+            &chat
+        ),
+        Err(HandshakeError::UnofferedSubprotocol)
+    );
+    let ok = switching(&chat, "Sec-WebSocket-Protocol: chat\r\n");
+    let (resp, _) = parse_response(&ok, &chat).unwrap().unwrap();
+    assert_eq!(resp.protocol.as_deref(), Some("chat"));
+    // No subprotocol in the answer is fine: the server declined them all.
+    let (resp, _) = parse_response(&switching(&chat, ""), &chat)
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.protocol, None);
+}
+
+#[test]
+fn client_fails_on_an_extension_it_did_not_offer() {
+    let (_, hs) = client_request("h", "/", [2; 16], &[]).unwrap();
+    assert_eq!(
+        parse_response(
+            &switching(&hs, "Sec-WebSocket-Extensions: permessage-deflate\r\n"),
+            &hs
+        ),
+        Err(HandshakeError::UnofferedExtension)
+    );
+    // An empty header names no extension.
+    assert!(
+        parse_response(&switching(&hs, "Sec-WebSocket-Extensions: \r\n"), &hs)
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[test]
+fn client_request_refuses_what_would_break_the_head() {
+    let key = [3u8; 16];
+    let bad = HandshakeError::InvalidClientRequest;
+    for host in ["", "a b", "h\r\nX-Injected: 1", "h\n", "h\u{e9}"] {
+        assert_eq!(
+            client_request(host, "/", key, &[]).err(),
+            Some(bad),
+            "{host:?}"
+        );
+    }
+    for path in ["", "ws", "/a b", "/\r\nX: 1", "/\u{e9}", "/\t"] {
+        assert_eq!(
+            client_request("h", path, key, &[]).err(),
+            Some(bad),
+            "{path:?}"
+        );
+    }
+    for protocols in [
+        &[""][..],
+        &["a b"],
+        &["a,b"],
+        &["chat\r\nX: 1"],
+        &["chat", "chat"],
+    ] {
+        assert_eq!(
+            client_request("h", "/", key, protocols).err(),
+            Some(bad),
+            "{protocols:?}"
+        );
+    }
+    // What is allowed: IPv6 hosts with ports, queries, token subprotocols.
+    let (request, _) =
+        client_request("[::1]:80", "/a/b?c=d&e=%20", key, &["v2.json", "x-y_z"]).unwrap();
+    let (parsed, _) = parse_request(&request, &HeadLimits::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(parsed.path, "/a/b?c=d&e=%20");
 }
