@@ -103,3 +103,19 @@ impl Connection {
         self.phase == Phase::Open && self.close == CloseState::Open
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every open connection costs this much of the slab whether it is busy or
+    /// idle (the README's memory per connection starts here): keep it small.
+    #[test]
+    fn connection_stays_compact() {
+        assert!(
+            std::mem::size_of::<Connection>() <= 152,
+            "{}",
+            std::mem::size_of::<Connection>()
+        );
+    }
+}

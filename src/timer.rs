@@ -47,6 +47,7 @@
 //! was inserted beyond the wheel's range (and so was clamped).
 
 use std::fmt;
+use std::num::NonZeroU32;
 
 use slab::Slab;
 
@@ -73,11 +74,12 @@ const NIL: u32 = u32::MAX;
 /// handle (to a timer that already fired or was cancelled) cancels nothing,
 /// even when the key has been reused by a newer timer. (The generation is a
 /// wrapping 32-bit insertion counter, so a stale handle could only match
-/// again after 2^32 further insertions that land on the same key.)
+/// again after 2^32 further insertions that land on the same key. It is never
+/// zero, so an `Option<TimerId>` takes 8 bytes: connections hold three.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TimerId {
     key: u32,
-    generation: u32,
+    generation: NonZeroU32,
 }
 
 /// One scheduled timer, stored in the slab.
@@ -89,7 +91,7 @@ struct Entry<T> {
     /// Next entry in the circular list (itself if alone).
     next: u32,
     /// Generation handed out in the [`TimerId`].
-    generation: u32,
+    generation: NonZeroU32,
     /// Which list the entry is in: `level * SLOTS + slot`, or [`PENDING`].
     list: u16,
     /// The caller's payload.
@@ -110,7 +112,7 @@ pub struct TimerWheel<T> {
     /// Bit `s` of `occupied[l]` is set iff slot `s` of level `l` is non-empty.
     occupied: [u64; LEVELS],
     /// Generation for the next inserted timer.
-    next_generation: u32,
+    next_generation: NonZeroU32,
     /// Reused buffer for sorting the pending list on poll.
     scratch: Vec<(u64, u32)>,
 }
@@ -150,7 +152,7 @@ impl<T> TimerWheel<T> {
             slab: Slab::new(),
             heads: [NIL; LISTS],
             occupied: [0; LEVELS],
-            next_generation: 0,
+            next_generation: NonZeroU32::MIN,
             scratch: Vec::new(),
         }
     }
@@ -166,7 +168,8 @@ impl<T> TimerWheel<T> {
     /// Panics if more than `u32::MAX - 1` timers are alive at once.
     pub fn insert(&mut self, deadline: u64, value: T) -> TimerId {
         let generation = self.next_generation;
-        self.next_generation = generation.wrapping_add(1);
+        self.next_generation =
+            NonZeroU32::new(generation.get().wrapping_add(1)).unwrap_or(NonZeroU32::MIN);
         let vacant = self.slab.vacant_entry();
         let key = match u32::try_from(vacant.key()) {
             Ok(key) if key != NIL => key,
@@ -591,6 +594,24 @@ mod tests {
             let next = wheel.next_expiration().unwrap_or(u64::MAX);
             assert!(next <= earliest && next > wheel.elapsed());
         }
+    }
+
+    #[test]
+    fn optional_handle_is_eight_bytes() {
+        assert_eq!(std::mem::size_of::<Option<TimerId>>(), 8);
+    }
+
+    #[test]
+    fn generations_skip_zero_when_they_wrap() {
+        let mut wheel: TimerWheel<u8> = TimerWheel::new();
+        wheel.next_generation = NonZeroU32::MAX;
+        let last = wheel.insert(5, 1);
+        let wrapped = wheel.insert(5, 2);
+        assert_eq!(last.generation, NonZeroU32::MAX);
+        assert_eq!(wrapped.generation, NonZeroU32::MIN);
+        assert_eq!(wheel.cancel(wrapped), Some(2));
+        assert_eq!(wheel.cancel(last), Some(1));
+        assert_eq!(wheel.cancel(last), None);
     }
 
     #[test]
