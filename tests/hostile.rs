@@ -326,3 +326,56 @@ fn pending_handshakes_are_capped_and_accepting_resumes() {
     let n = c.read(&mut buf).unwrap();
     assert!(buf[..n].starts_with(b"HTTP/1.1 101 "));
 }
+
+/// A server that answers our upgrade with whatever `extra` header lines, a
+/// correct accept key otherwise; our client role's verdict.
+fn client_role_against(extra: &'static str) -> std::io::Result<Vec<u8>> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accept");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        let text = String::from_utf8_lossy(&head);
+        let key = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap_or_default();
+        let accept = gmws::protocol::handshake::accept_key(key.trim().as_bytes());
+        let response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{extra}\r\n"
+        );
+        let _ = stream.write_all(response.as_bytes());
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    let result = upgrade(
+        &mut stream,
+        &addr.to_string(),
+        "/",
+        std::time::Instant::now() + PATIENCE,
+    );
+    server.join().expect("fake server");
+    result
+}
+
+#[test]
+fn our_client_fails_a_server_that_picks_an_unoffered_subprotocol_or_extension() {
+    // The honest answer is accepted ...
+    assert!(client_role_against("").is_ok());
+    // ... a subprotocol or an extension the client never offered is not
+    // (RFC 6455 §4.1).
+    let e = client_role_against("Sec-WebSocket-Protocol: chat\r\n").unwrap_err();
+    assert!(
+        e.to_string().contains("subprotocol that was not offered"),
+        "{e}"
+    );
+    let e = client_role_against("Sec-WebSocket-Extensions: permessage-deflate\r\n").unwrap_err();
+    assert!(
+        e.to_string().contains("extension that was not offered"),
+        "{e}"
+    );
+}

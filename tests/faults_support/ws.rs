@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use gmws::protocol::decoder::{Decoder, Limits, Message, Role};
 use gmws::protocol::encoder::encode_frame;
-use gmws::protocol::handshake::{client_request, parse_response};
 use gmws::protocol::OpCode;
 use serde_json::{json, Value};
 
@@ -86,40 +85,7 @@ impl Ws {
     pub fn handshake(mut stream: TcpStream, addr: SocketAddr, timeout: Duration) -> io::Result<Ws> {
         let deadline = Instant::now() + timeout;
         stream.set_nodelay(true)?;
-        let key: [u8; 16] = random_u64().to_le_bytes().repeat(2).try_into().unwrap();
-        let (request, handshake) =
-            client_request(&addr.to_string(), "/", key, &[]).map_err(|e| other(e.to_string()))?;
-        stream.write_all(&request)?;
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(io::Error::new(ErrorKind::TimedOut, "no handshake response"));
-            }
-            stream.set_read_timeout(Some(left))?;
-            let n = stream.read(&mut chunk)?;
-            if n == 0 {
-                return Err(other(format!(
-                    "server closed during the handshake: {:?}",
-                    String::from_utf8_lossy(&buf)
-                )));
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            match parse_response(&buf, &handshake) {
-                Ok(Some((_, len))) => {
-                    buf.drain(..len);
-                    break;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    return Err(other(format!(
-                        "handshake refused: {e}: {}",
-                        String::from_utf8_lossy(&buf)
-                    )))
-                }
-            }
-        }
+        let buf = crate::support::upgrade(&mut stream, &addr.to_string(), "/", deadline)?;
         let mut ws = Ws {
             stream,
             decoder: Decoder::new(Role::Client, Limits::new(64 << 20, 64 << 20, 100_000)),

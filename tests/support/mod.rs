@@ -117,29 +117,14 @@ impl Client {
         let mut stream = TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
         stream.set_nodelay(true).unwrap();
-        let key = random_u64().to_le_bytes().repeat(2).try_into().unwrap();
-        let (request, handshake) =
-            client_request(&addr.to_string(), path, key, &[]).expect("a valid request path");
-        stream.write_all(&request).unwrap();
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            let n = stream.read(&mut chunk).expect("handshake response");
-            assert!(
-                n > 0,
-                "server closed during handshake: {:?}",
-                String::from_utf8_lossy(&buf)
-            );
-            buf.extend_from_slice(&chunk[..n]);
-            match parse_response(&buf, &handshake) {
-                Ok(Some((_, len))) => {
-                    buf.drain(..len);
-                    break;
-                }
-                Ok(None) => {}
-                Err(e) => panic!("handshake refused: {e}: {}", String::from_utf8_lossy(&buf)),
-            }
-        }
+        let buf = upgrade(
+            &mut stream,
+            &addr.to_string(),
+            path,
+            Instant::now() + PATIENCE,
+        )
+        .unwrap_or_else(|e| panic!("handshake: {e}"));
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
         let limits = Limits::new(64 << 20, 64 << 20, 100_000);
         Client {
             stream,
@@ -454,6 +439,58 @@ pub fn http(
 /// `GET path` on a fresh connection.
 pub fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
     http(addr, "GET", path, &[], None)
+}
+
+/// Our client role's opening handshake on a connected `stream` (blocking,
+/// until `deadline`): send the upgrade request for `host` and `path`, read and
+/// validate the 101. Returns the bytes that came after the response head
+/// (already WebSocket frames). Shared by these tests' clients and the fault
+/// suite's.
+pub fn upgrade(
+    stream: &mut TcpStream,
+    host: &str,
+    path: &str,
+    deadline: Instant,
+) -> std::io::Result<Vec<u8>> {
+    use std::io::Error;
+    let key = random_u64()
+        .to_le_bytes()
+        .repeat(2)
+        .try_into()
+        .unwrap_or([0; 16]);
+    let (request, handshake) =
+        client_request(host, path, key, &[]).map_err(|e| Error::other(e.to_string()))?;
+    stream.write_all(&request)?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::new(ErrorKind::TimedOut, "no handshake response"));
+        }
+        stream.set_read_timeout(Some(left))?;
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(Error::other(format!(
+                "server closed during the handshake: {:?}",
+                String::from_utf8_lossy(&buf)
+            )));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        match parse_response(&buf, &handshake) {
+            Ok(Some((_, len))) => {
+                buf.drain(..len);
+                return Ok(buf);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return Err(Error::other(format!(
+                    "handshake refused: {e}: {}",
+                    String::from_utf8_lossy(&buf)
+                )))
+            }
+        }
+    }
 }
 
 /// `POST path` with a JSON body on a fresh connection.
