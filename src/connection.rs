@@ -110,12 +110,12 @@ mod tests {
 
     /// Every open connection costs this much of the slab whether it is busy or
     /// idle (the README's memory per connection starts here): keep it small.
+    /// 152 bytes in release builds, where mio's `TcpStream` is the 4-byte
+    /// descriptor; debug builds add mio's 8-byte selector check to it.
     #[test]
     fn connection_stays_compact() {
-        assert!(
-            std::mem::size_of::<Connection>() <= 152,
-            "{}",
-            std::mem::size_of::<Connection>()
-        );
+        let budget = (148 + std::mem::size_of::<TcpStream>()).next_multiple_of(8);
+        let size = std::mem::size_of::<Connection>();
+        assert!(size <= budget, "{size} > {budget}");
     }
 }
