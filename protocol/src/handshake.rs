@@ -384,7 +384,14 @@ pub fn parse_response(
                 .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
         })
         && header("sec-websocket-accept") == Some(handshake.accept_key.as_str());
-    if !ok {
+    let named = |name: &'static str| {
+        resp.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+    };
+    // The server picks one subprotocol at most: a second header line is as
+    // wrong as a list.
+    if !ok || named("sec-websocket-protocol").count() > 1 {
         return Err(HandshakeError::BadResponse);
     }
     let protocol = match header("sec-websocket-protocol") {
@@ -392,14 +399,7 @@ pub fn parse_response(
         Some(p) if handshake.protocols.iter().any(|offered| offered == p) => Some(p.to_owned()),
         Some(_) => return Err(HandshakeError::UnofferedSubprotocol),
     };
-    let extensions = resp
-        .headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"));
-    if extensions
-        .into_iter()
-        .any(|h| !h.value.iter().all(u8::is_ascii_whitespace))
-    {
+    if named("sec-websocket-extensions").any(|h| !h.value.iter().all(u8::is_ascii_whitespace)) {
         return Err(HandshakeError::UnofferedExtension);
     }
     Ok(Some((Response { protocol }, len)))

@@ -246,6 +246,16 @@ fn client_fails_on_a_subprotocol_it_did_not_offer() {
         ),
         Err(HandshakeError::UnofferedSubprotocol)
     );
+    assert_eq!(
+        parse_response(
+            &switching(
+                &chat,
+                "Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Protocol: json\r\n"
+            ),
+            &chat
+        ),
+        Err(HandshakeError::BadResponse)
+    );
     let ok = switching(&chat, "Sec-WebSocket-Protocol: chat\r\n");
     let (resp, _) = parse_response(&ok, &chat).unwrap().unwrap();
     assert_eq!(resp.protocol.as_deref(), Some("chat"));
