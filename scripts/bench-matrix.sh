@@ -218,6 +218,45 @@ cell() {
 round() { awk -v v="$1" 'BEGIN { if (v == "na") print "na"; else printf "%.0f", v }'; }
 fixed2() { awk -v v="$1" 'BEGIN { if (v == "na") print "na"; else printf "%.2f", v }'; }
 
+# echo_rows CELLS: one table row per payload size x connection count; the
+# function CELLS SIZE CONNS prints the row's cells after the first two.
+echo_rows() {
+    for size in $SIZES; do
+        for conns in $CONNS; do
+            printf '| %s | %s |' "$(size_label "$size")" "$conns"
+            "$1" "$size" "$conns"
+            echo
+        done
+    done
+}
+cpu_cells() {
+    local s l g
+    for s in $SERVERS; do
+        l=${RES[$s,$1,$2]}
+        printf ' %s |' "$(cell "$(fixed2 "$(field "$l" server_cpu_us_per_msg)")" "$(field "$l" errors)")"
+    done
+    g=$(field "${RES[gmws,$1,$2]:-}" server_cpu_us_per_msg)
+    if [ "$has_tt" = 1 ]; then
+        printf ' %s |' "$(ratio "$g" "$(field "${RES[tungstenite,$1,$2]}" server_cpu_us_per_msg)")"
+    fi
+    if [ "$has_fws" = 1 ]; then
+        printf ' %s |' "$(ratio "$g" "$(field "${RES[fastwebsockets,$1,$2]}" server_cpu_us_per_msg)")"
+    fi
+}
+switch_cells() {
+    local s
+    for s in $SERVERS; do
+        printf ' %s |' "$(field "${RES[$s,$1,$2]}" server_switches_per_msg)"
+    done
+}
+throughput_cells() {
+    local s l
+    for s in $SERVERS; do
+        l=${RES[$s,$1,$2]}
+        printf ' %s | %s |' "$(cell "$(round "$(field "$l" msgs_per_s)")" "$(field "$l" errors)")" "$(round "$(field "$l" p99_us)")"
+    done
+}
+
 DATE=$(date +%Y-%m-%d)
 {
     echo "### Echo: server CPU per echoed message (µs, lower is better)"
@@ -235,19 +274,7 @@ DATE=$(date +%Y-%m-%d)
     [ $has_tt = 1 ] && printf -- '---:|'
     [ $has_fws = 1 ] && printf -- '---:|'
     echo
-    for size in $SIZES; do
-        for conns in $CONNS; do
-            printf '| %s | %s |' "$(size_label "$size")" "$conns"
-            for s in $SERVERS; do
-                l=${RES[$s,$size,$conns]}
-                printf ' %s |' "$(cell "$(fixed2 "$(field "$l" server_cpu_us_per_msg)")" "$(field "$l" errors)")"
-            done
-            g=$(field "${RES[gmws,$size,$conns]:-}" server_cpu_us_per_msg)
-            [ $has_tt = 1 ] && printf ' %s |' "$(ratio "$g" "$(field "${RES[tungstenite,$size,$conns]}" server_cpu_us_per_msg)")"
-            [ $has_fws = 1 ] && printf ' %s |' "$(ratio "$g" "$(field "${RES[fastwebsockets,$size,$conns]}" server_cpu_us_per_msg)")"
-            echo
-        done
-    done
+    echo_rows cpu_cells
     echo
     echo "### Echo: server context switches per echoed message (sleeps in epoll_wait)"
     echo
@@ -257,15 +284,7 @@ DATE=$(date +%Y-%m-%d)
     printf '|---|---:|'
     for _ in $SERVERS; do printf -- '---:|'; done
     echo
-    for size in $SIZES; do
-        for conns in $CONNS; do
-            printf '| %s | %s |' "$(size_label "$size")" "$conns"
-            for s in $SERVERS; do
-                printf ' %s |' "$(field "${RES[$s,$size,$conns]}" server_switches_per_msg)"
-            done
-            echo
-        done
-    done
+    echo_rows switch_cells
     echo
     echo "### Echo: throughput and round trip (msgs/s, p99 µs)"
     echo
@@ -275,16 +294,7 @@ DATE=$(date +%Y-%m-%d)
     printf '|---|---:|'
     for _ in $SERVERS; do printf -- '---:|---:|'; done
     echo
-    for size in $SIZES; do
-        for conns in $CONNS; do
-            printf '| %s | %s |' "$(size_label "$size")" "$conns"
-            for s in $SERVERS; do
-                l=${RES[$s,$size,$conns]}
-                printf ' %s | %s |' "$(cell "$(round "$(field "$l" msgs_per_s)")" "$(field "$l" errors)")" "$(round "$(field "$l" p99_us)")"
-            done
-            echo
-        done
-    done
+    echo_rows throughput_cells
     echo
     echo "### Idle: server memory per connection ($IDLE_CONNS connections held ${IDLE_HOLD} s)"
     echo

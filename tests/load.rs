@@ -22,7 +22,10 @@ fn echo_args(addr: std::net::SocketAddr) -> LoadArgs {
 #[test]
 fn echo_one_second_four_connections() {
     let server = support::start_echo(support::test_config());
-    let args = echo_args(server.addr);
+    let mut args = echo_args(server.addr);
+    // The server runs in this process: its CPU time and context switches
+    // are read from /proc like a separate server's.
+    args.pid = Some(std::process::id());
     let report = load::run(&args).expect("load run");
     let Report::Echo(echo) = &report else {
         panic!("expected an echo report, got {report:?}");
@@ -38,6 +41,19 @@ fn echo_one_second_four_connections() {
         "{line}"
     );
     assert!(line.contains(" errors=0 "), "{line}");
+    let measured = |key: &str| {
+        line.split(' ')
+            .find_map(|kv| kv.strip_prefix(key))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    assert!(
+        measured("server_cpu_us_per_msg=").is_some_and(|v| v > 0.0),
+        "{line}"
+    );
+    assert!(
+        measured("server_switches_per_msg=").is_some_and(|v| v >= 0.0),
+        "{line}"
+    );
 }
 
 #[test]

@@ -304,14 +304,12 @@ pub fn client_request(
     key: [u8; 16],
     protocols: &[&str],
 ) -> Result<(Vec<u8>, ClientHandshake), HandshakeError> {
-    let visible = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
     let unique = protocols
         .iter()
         .enumerate()
         .all(|(i, p)| !protocols[..i].contains(p));
-    if !visible(host)
-        || !visible(path)
-        || !path.starts_with('/')
+    if !is_visible_ascii(host)
+        || !is_request_path(path)
         || !protocols.iter().all(|p| is_token(p))
         || !unique
     {
@@ -332,6 +330,17 @@ pub fn client_request(
         protocols: protocols.iter().map(|p| (*p).to_owned()).collect(),
     };
     Ok((req.into_bytes(), handshake))
+}
+
+/// Whether [`client_request`] accepts `path`: visible ASCII (no spaces or
+/// control characters: percent-encode them) starting with `/`.
+pub fn is_request_path(path: &str) -> bool {
+    path.starts_with('/') && is_visible_ascii(path)
+}
+
+/// Whether `s` is non-empty and all visible ASCII (`!` to `~`).
+fn is_visible_ascii(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// Whether `s` is an HTTP token (RFC 9110 §5.6.2: one or more tchar).
@@ -370,10 +379,14 @@ pub fn parse_response(
         Ok(httparse::Status::Partial) => return Err(HandshakeError::HeadTooLarge),
         Err(_) => return Err(HandshakeError::Malformed),
     };
-    let header = |name: &str| {
+    let named = |name: &'static str| {
         resp.headers
             .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+    };
+    let header = |name: &'static str| {
+        named(name)
+            .next()
             .and_then(|h| std::str::from_utf8(h.value).ok())
             .map(str::trim)
     };
@@ -384,11 +397,6 @@ pub fn parse_response(
                 .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
         })
         && header("sec-websocket-accept") == Some(handshake.accept_key.as_str());
-    let named = |name: &'static str| {
-        resp.headers
-            .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-    };
     // The server picks one subprotocol at most: a second header line is as
     // wrong as a list.
     if !ok || named("sec-websocket-protocol").count() > 1 {

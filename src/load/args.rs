@@ -423,9 +423,7 @@ pub fn validate(args: &LoadArgs) -> Result<(), ArgsError> {
 /// `path` if our client role can put it in a request line (it refuses
 /// spaces, control characters and anything not starting with `/`).
 fn valid_path(path: &str) -> Option<String> {
-    crate::protocol::handshake::client_request("h", path, [0; 16], &[])
-        .ok()
-        .map(|_| path.to_owned())
+    crate::protocol::handshake::is_request_path(path).then(|| path.to_owned())
 }
 
 /// `HOST:PORT` or `ws://HOST:PORT[/PATH]` into the target and the path.
