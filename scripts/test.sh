@@ -4,8 +4,9 @@
 #   scripts/test.sh          lint, unit + integration tests, Autobahn, fault suite, fuzz smoke
 #   scripts/test.sh --quick  lint, unit + integration tests only
 #
-# Installs what it needs itself: cargo-fuzz (crates.io) and, through
-# ../shared/tools/autobahn-run.sh, Python 2.7's wstest.
+# Installs what it needs itself: cargo-fuzz (crates.io) and Autobahn's wstest
+# (scripts/wstest-install.sh: Python 2.7 from pyenv or Debian, packages from PyPI).
+# Needs nothing outside this repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
