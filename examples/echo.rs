@@ -42,11 +42,11 @@ fn main() {
     config.ping_interval = Duration::ZERO;
     config.auth_timeout = Duration::ZERO;
     if let Ok(level) = std::env::var("GMWS_LOG_LEVEL") {
-        if let Some(level) = gmws::log::Level::parse(&level) {
-            gmws::log::set_level(level);
+        if let Some(level) = gmws::log::parse_level(&level) {
+            gmws::log::StderrLogger::init(level);
         }
     } else {
-        gmws::log::set_level(gmws::log::Level::Error);
+        gmws::log::StderrLogger::init(gmws::log::LevelFilter::Error);
     }
     let mut server = match Server::bind(config, Echo) {
         Ok(server) => server,

@@ -23,21 +23,16 @@ pub fn new_hub(config: Config) -> Hub {
 /// [`discard_output`] where the event loop would flush.
 pub fn add_sockets(hub: &mut Hub, stream: &TcpStream, n: usize) -> std::io::Result<Vec<SocketId>> {
     let limits = hub.config().frame_limits();
+    let peer = stream.peer_addr()?;
     let mut ids = Vec::with_capacity(n);
     for _ in 0..n {
         let clone = stream.try_clone()?;
         clone.set_nonblocking(true)?;
-        let key = hub.conns.vacant_key();
-        let id = SocketId::new(key, hub.next_generation());
-        let conn = Connection::new(
-            mio::net::TcpStream::from_std(clone),
-            id,
-            Decoder::new(Role::Server, limits),
-        );
-        hub.conns.insert(conn);
-        hub.pending_http += 1;
+        let decoder = Decoder::new(Role::Server, limits);
+        let key = hub
+            .insert(|id| Connection::new(mio::net::TcpStream::from_std(clone), id, peer, decoder));
         hub.enter_open(key);
-        ids.push(id);
+        ids.push(hub.conns[key].id);
     }
     Ok(ids)
 }
@@ -48,11 +43,11 @@ pub fn discard_output(hub: &mut Hub) {
     for key in keys {
         if let Some(conn) = hub.conns.get_mut(key) {
             conn.dirty = false;
-            conn.written = 0;
-            let buffer = std::mem::take(&mut conn.output);
-            hub.recycle(buffer);
+            conn.output.clear(&mut hub.pool);
         }
+        hub.account(key);
     }
+    hub.turn_fanout = 0;
 }
 
 /// Close a socket as a peer's FIN would: `on_close`-less removal from every

@@ -472,7 +472,7 @@ static KEYS: &[Key] = &[
     key!(
         max_backpressure,
         Bytes,
-        "Most output queued for one connection; more: close 1008."
+        "Most output one connection may have waiting after the kernel took what it could; more: close 1008."
     ),
     key!(
         max_connections,
@@ -482,7 +482,42 @@ static KEYS: &[Key] = &[
     key!(
         max_pending_handshakes,
         Count,
-        "Most connections in their HTTP phase at once; past it accepting pauses."
+        "Most connections reading a request head at once; past it new ones get 503."
+    ),
+    key!(
+        max_idle_http,
+        Count,
+        "Most idle keep-alive HTTP connections; past it the oldest is closed."
+    ),
+    key!(
+        max_connections_per_ip,
+        Count,
+        "Most connections from one IP (0: no limit); more get 429."
+    ),
+    key!(
+        per_ip_exempt,
+        List,
+        "IP addresses and CIDR ranges not held to max_connections_per_ip."
+    ),
+    key!(
+        max_buffer_memory,
+        Bytes,
+        "Bytes buffered for peers, process-wide; past it the largest holders are closed (1013)."
+    ),
+    key!(
+        max_fanout_per_turn,
+        Bytes,
+        "Fan-out delivery bytes per loop turn before decoding waits for the next turn."
+    ),
+    key!(
+        client_fanout_rate,
+        Bytes64,
+        "Delivery bytes per second a socket may cause by its sends (0: no limit)."
+    ),
+    key!(
+        client_fanout_burst,
+        Bytes64,
+        "Burst of client_fanout_rate, in delivery bytes."
     ),
     key!(
         invalid_message_limit,
@@ -524,6 +559,16 @@ static KEYS: &[Key] = &[
     ),
     key!(max_group_name, Bytes, "Longest group name."),
     key!(max_client_id, Bytes, "Longest client id."),
+    key!(
+        max_group_bytes_per_socket,
+        Bytes,
+        "Most bytes of group names one socket's groups may add up to."
+    ),
+    key!(
+        max_session_size,
+        Bytes,
+        "Largest session of one socket, as JSON."
+    ),
     key!(
         allow_join,
         Bool,

@@ -4,7 +4,7 @@
 //! (heartbeat every 15 s, closed after 3 unanswered pings). The README's
 //! configuration table lists the same keys.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use gmws_protocol::handshake::{HeadLimits, UpgradePolicy};
@@ -44,14 +44,43 @@ pub struct Config {
     pub max_request_headers: usize,
     /// Largest HTTP request body in bytes (default 1 MiB); larger: 413.
     pub max_http_body: usize,
-    /// Most bytes queued for one connection (default 1 MiB); more: close 1008.
+    /// Most bytes one connection may have waiting after the kernel took what
+    /// it could (default 2 MiB); more: close 1008. Must hold one message of
+    /// `max_message_size` in the gateway's envelope.
     pub max_backpressure: usize,
     /// Most open connections, HTTP and WebSocket (default 100000); more are refused with 503.
     pub max_connections: usize,
-    /// Most connections still in their HTTP phase (handshake or plain HTTP)
-    /// at once (default 1024); past it, accepting pauses (new connections wait
-    /// in the kernel's backlog) until one finishes.
+    /// Most connections reading a request head (a handshake or an HTTP
+    /// request) at once (default 1024); past it new connections are answered
+    /// 503 and closed. Idle keep-alive connections do not count.
     pub max_pending_handshakes: usize,
+    /// Most keep-alive HTTP connections idle between requests (default 1024);
+    /// past it the one idle longest is closed.
+    pub max_idle_http: usize,
+    /// Most connections from one IP address (default 1024; 0: no limit); more
+    /// are answered 429 and closed. Peers in `per_ip_exempt` are not counted.
+    pub max_connections_per_ip: usize,
+    /// Addresses and CIDR ranges not held to `max_connections_per_ip`
+    /// (default `127.0.0.0/8, ::1`: a reverse proxy on the same host).
+    pub per_ip_exempt: Vec<String>,
+    /// Bytes the process may hold buffered for peers, all connections together
+    /// (default 256 MiB): partial frames and messages, output queues (a shared
+    /// broadcast frame counted once), HTTP requests and responses. Past it the
+    /// connections holding the most are closed (1013) until it is back under
+    /// seven eighths.
+    pub max_buffer_memory: usize,
+    /// Fan-out work one loop turn may do before it stops decoding messages
+    /// until the next turn (default 8 MiB), in delivery bytes: recipients ×
+    /// (frame bytes + 256). Keeps one turn, and a quiet client's latency, short.
+    pub max_fanout_per_turn: usize,
+    /// Delivery bytes per second one socket may cause with client-initiated
+    /// sends (`send_to_all`, `send_to_group`, `send_to_client`), measured as
+    /// recipients × envelope bytes (default 2 MiB); 0: no limit. Past it the
+    /// send is refused with a `rate_limited` error envelope.
+    pub client_fanout_rate: u64,
+    /// The burst of `client_fanout_rate`: delivery bytes a socket may use at
+    /// once (default 8 MiB).
+    pub client_fanout_burst: u64,
     /// Invalid client messages (each one answered by an error envelope) one
     /// socket may send per `invalid_message_window` (default 100); more: close 1008.
     pub invalid_message_limit: u32,
@@ -74,9 +103,15 @@ pub struct Config {
     pub max_group_name: usize,
     /// Longest client id in bytes (default 255).
     pub max_client_id: usize,
+    /// Most bytes of group names one socket's groups may add up to (default 8 KiB).
+    pub max_group_bytes_per_socket: usize,
+    /// Largest session of one socket, serialised as JSON (default 16 KiB).
+    pub max_session_size: usize,
     /// Whether clients may `join` and `leave` groups themselves (default true).
     pub allow_join: bool,
-    /// Whether clients may `send_to_all` (default true).
+    /// Whether clients may `send_to_all` (default false: one client reaching
+    /// every socket is a broadcast an operator should opt into; the HTTP API
+    /// and handlers can always send to all).
     pub allow_send_to_all: bool,
     /// Whether clients may `send_to_group` (default true).
     pub allow_send_to_group: bool,
@@ -104,9 +139,16 @@ impl Default for Config {
             max_request_head: 8 * 1024,
             max_request_headers: 64,
             max_http_body: 1 << 20,
-            max_backpressure: 1 << 20,
+            max_backpressure: 2 << 20,
             max_connections: 100_000,
             max_pending_handshakes: 1024,
+            max_idle_http: 1024,
+            max_connections_per_ip: 1024,
+            per_ip_exempt: vec!["127.0.0.0/8".to_owned(), "::1".to_owned()],
+            max_buffer_memory: 256 << 20,
+            max_fanout_per_turn: 8 << 20,
+            client_fanout_rate: 2 << 20,
+            client_fanout_burst: 8 << 20,
             invalid_message_limit: 100,
             invalid_message_window: Duration::from_secs(10),
             binary_messages: "error".to_owned(),
@@ -117,8 +159,10 @@ impl Default for Config {
             max_groups_per_socket: 128,
             max_group_name: 255,
             max_client_id: 255,
+            max_group_bytes_per_socket: 8 * 1024,
+            max_session_size: 16 * 1024,
             allow_join: true,
-            allow_send_to_all: true,
+            allow_send_to_all: false,
             allow_send_to_group: true,
             allow_send_to_client: true,
             demo_page: true,
@@ -147,6 +191,13 @@ impl std::fmt::Debug for Config {
             .field("max_backpressure", &self.max_backpressure)
             .field("max_connections", &self.max_connections)
             .field("max_pending_handshakes", &self.max_pending_handshakes)
+            .field("max_idle_http", &self.max_idle_http)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field("per_ip_exempt", &self.per_ip_exempt)
+            .field("max_buffer_memory", &self.max_buffer_memory)
+            .field("max_fanout_per_turn", &self.max_fanout_per_turn)
+            .field("client_fanout_rate", &self.client_fanout_rate)
+            .field("client_fanout_burst", &self.client_fanout_burst)
             .field("invalid_message_limit", &self.invalid_message_limit)
             .field("invalid_message_window", &self.invalid_message_window)
             .field("binary_messages", &self.binary_messages)
@@ -157,6 +208,11 @@ impl std::fmt::Debug for Config {
             .field("max_groups_per_socket", &self.max_groups_per_socket)
             .field("max_group_name", &self.max_group_name)
             .field("max_client_id", &self.max_client_id)
+            .field(
+                "max_group_bytes_per_socket",
+                &self.max_group_bytes_per_socket,
+            )
+            .field("max_session_size", &self.max_session_size)
             .field("allow_join", &self.allow_join)
             .field("allow_send_to_all", &self.allow_send_to_all)
             .field("allow_send_to_group", &self.allow_send_to_group)
@@ -172,12 +228,20 @@ impl std::fmt::Debug for Config {
 pub enum ConfigError {
     /// A key's value is out of its range: the key and what it must be.
     OutOfRange(&'static str, &'static str),
+    /// Two keys that do not fit together: the keys, and why.
+    Conflict(&'static str, &'static str, String),
+    /// An entry of a list key cannot be read: the key and the entry.
+    BadEntry(&'static str, String),
 }
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ConfigError::OutOfRange(key, what) => write!(f, "{key}: must be {what}"),
+            ConfigError::Conflict(a, b, why) => write!(f, "{a} and {b}: {why}"),
+            ConfigError::BadEntry(key, entry) => {
+                write!(f, "{key}: {entry:?} is not an IP address or CIDR range")
+            }
         }
     }
 }
@@ -187,7 +251,23 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Check the combination of values once, before the server starts.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(bool, &'static str, &'static str); 14] = [
+        let checks: [(bool, &'static str, &'static str); 18] = [
+            (
+                self.max_buffer_memory >= 1 << 20,
+                "max_buffer_memory",
+                "at least 1 MiB",
+            ),
+            (
+                self.max_fanout_per_turn >= 64 * 1024,
+                "max_fanout_per_turn",
+                "at least 64 KiB",
+            ),
+            (self.max_idle_http >= 1, "max_idle_http", "at least 1"),
+            (
+                self.client_fanout_rate == 0 || self.client_fanout_burst >= 1024,
+                "client_fanout_burst",
+                "at least 1 KiB when client_fanout_rate is set",
+            ),
             (
                 self.max_pending_handshakes >= 1,
                 "max_pending_handshakes",
@@ -206,7 +286,7 @@ impl Config {
             (self.max_group_name >= 1, "max_group_name", "at least 1"),
             (self.max_client_id >= 1, "max_client_id", "at least 1"),
             (
-                crate::log::Level::parse(&self.log_level).is_some(),
+                crate::log::parse_level(&self.log_level).is_some(),
                 "log_level",
                 "one of off, error, warn, info, debug",
             ),
@@ -244,7 +324,40 @@ impl Config {
                 return Err(ConfigError::OutOfRange(key, what));
             }
         }
+        let one_message = self
+            .max_message_size
+            .saturating_add(self.envelope_overhead() as u64);
+        if (self.max_backpressure as u64) < one_message {
+            return Err(ConfigError::Conflict(
+                "max_backpressure",
+                "max_message_size",
+                format!(
+                    "max_backpressure must hold one message of max_message_size in its envelope ({one_message} bytes)"
+                ),
+            ));
+        }
+        for entry in &self.per_ip_exempt {
+            if IpRange::parse(entry).is_none() {
+                return Err(ConfigError::BadEntry("per_ip_exempt", entry.clone()));
+            }
+        }
         Ok(())
+    }
+
+    /// The most bytes the gateway's envelope adds around a client's message
+    /// (the sender's socket id and client id, the target group or client id,
+    /// JSON-escaped at six bytes per byte at worst, and the field names).
+    pub fn envelope_overhead(&self) -> usize {
+        512 + 6 * (self.max_client_id + self.max_group_name.max(self.max_client_id))
+    }
+
+    /// `per_ip_exempt`, parsed (entries that do not parse are skipped;
+    /// [`Config::validate`] refuses them).
+    pub fn per_ip_exempt_ranges(&self) -> Vec<IpRange> {
+        self.per_ip_exempt
+            .iter()
+            .filter_map(|e| IpRange::parse(e))
+            .collect()
     }
 
     /// The frame limits for the decoder.
@@ -270,9 +383,96 @@ impl Config {
     }
 }
 
+/// An IP address or a CIDR range (`10.0.0.0/8`, `::1`, `2001:db8::/32`).
+/// IPv4 ranges also match IPv4-mapped IPv6 addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpRange {
+    base: IpAddr,
+    prefix: u8,
+}
+
+impl IpRange {
+    /// Parse `addr` or `addr/prefix`.
+    pub fn parse(text: &str) -> Option<IpRange> {
+        let text = text.trim();
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix.parse::<u8>().ok()?)),
+            None => (text, None),
+        };
+        let base: IpAddr = addr.parse().ok()?;
+        let max = if base.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(IpRange { base, prefix })
+    }
+
+    /// Whether `ip` is in the range.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        let (a, b, bits) = match (self.base, ip) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => (
+                u128::from(u32::from(a)) << 96,
+                u128::from(u32::from(b)) << 96,
+                self.prefix,
+            ),
+            (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), self.prefix),
+            _ => return false,
+        };
+        let mask = if bits == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(bits))
+        };
+        a & mask == b & mask
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ip_ranges() {
+        let lo = IpRange::parse("127.0.0.0/8").unwrap();
+        assert!(lo.contains("127.1.2.3".parse().unwrap()));
+        assert!(lo.contains("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!lo.contains("128.0.0.1".parse().unwrap()));
+        assert!(!lo.contains("::1".parse().unwrap()));
+        let one = IpRange::parse("::1").unwrap();
+        assert!(one.contains("::1".parse().unwrap()));
+        assert!(!one.contains("::2".parse().unwrap()));
+        assert!(IpRange::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
+        assert_eq!(IpRange::parse("10.0.0.0/33"), None);
+        assert_eq!(IpRange::parse("nope"), None);
+    }
+
+    #[test]
+    fn backpressure_must_hold_one_message() {
+        let config = Config {
+            max_message_size: 4 << 20,
+            ..Config::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::Conflict(
+                "max_backpressure",
+                "max_message_size",
+                _
+            ))
+        ));
+        let bad = Config {
+            per_ip_exempt: vec!["localhost".into()],
+            ..Config::default()
+        };
+        assert!(matches!(
+            bad.validate(),
+            Err(ConfigError::BadEntry("per_ip_exempt", _))
+        ));
+    }
 
     #[test]
     fn debug_hides_secrets() {

@@ -1,30 +1,232 @@
-//! One TCP connection: its socket, its phase, its buffers. No business logic.
+//! One TCP connection: its socket, its state, its buffers. No business logic.
 //!
 //! An idle open connection holds no buffer memory: `input` keeps only the
 //! unconsumed tail of the last read (a partial frame header or control frame,
-//! or a partial HTTP request head) and `output` is empty between flushes.
+//! or a partial HTTP request head) and `output` holds nothing between flushes.
+//!
+//! The connection's life is one [`State`]; every change of state goes
+//! through the transition functions below (pure: no socket, no clock), which
+//! say what the event loop must do ([`Action`]). The loop only moves bytes,
+//! runs timers and applies those answers.
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use gmws_protocol::decoder::Decoder;
-use gmws_protocol::CloseState;
 use mio::net::TcpStream;
 
 use crate::hub::SocketApp;
+use crate::outqueue::OutQueue;
 use crate::socket_id::SocketId;
 use crate::timer::TimerId;
 
+/// Input bytes a closing connection reads and throws away before it is
+/// dropped without further ceremony: enough for a peer's last frames, far
+/// too little to keep the loop busy reading an attacker's stream.
+pub const DISCARD_LIMIT: u32 = 64 * 1024;
+
 /// Where a connection is in its life.
+///
+/// ```text
+///            upgrade                 we close             peer's Close
+///  Http ─────────────► Open ─────────────────► CloseSent ─────────────┐
+///   │  ▲                │ peer's Close / error / refusal              ▼
+///   │  └ keep-alive     └───────────────────────────────────────► Finishing
+///   │ final response / refusal ──────────────────────────────────────►│ flushed: shut our side
+///   │                                                                 ▼
+///   │                       peer's FIN in any state ─► HalfClosed   Draining ─► (dropped on
+///   └─► (dropped on timeout, error)                    flushed: drop           FIN or timeout)
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// Reading an HTTP request head: an upgrade or a plain HTTP request.
-    Http,
-    /// A WebSocket: messages flow.
+pub enum State {
+    /// Reading HTTP request heads: an upgrade or plain requests. `idle`: a
+    /// keep-alive connection between requests (no request partly read).
+    Http {
+        /// Between requests of a keep-alive connection.
+        idle: bool,
+    },
+    /// A WebSocket: messages flow both ways.
     Open,
-    /// Closing: a close frame was sent (or received), waiting for the rest of the
-    /// close handshake, then the flush and the TCP close.
-    Closing,
-    /// Our output is flushed and our side of TCP is shut: waiting for the peer's
-    /// FIN (or the close timeout), discarding input.
-    Draining,
+    /// We sent a Close frame first; frames are still read (data is dropped)
+    /// until the peer's Close arrives.
+    CloseSent,
+    /// The last bytes are queued (the answer to the peer's Close, a close
+    /// after an error, a refusal, a final HTTP response). Input is discarded,
+    /// up to [`DISCARD_LIMIT`] bytes; once flushed, our side of TCP is shut.
+    Finishing {
+        /// Bytes read and thrown away so far.
+        discarded: u32,
+    },
+    /// Our side is shut: waiting for the peer's FIN (or the close timeout),
+    /// discarding input up to [`DISCARD_LIMIT`] bytes.
+    Draining {
+        /// Bytes read and thrown away so far.
+        discarded: u32,
+    },
+    /// The peer shut its side first (FIN): nothing more is read; what is
+    /// queued (a Close reply, an HTTP response) is flushed within the close
+    /// timeout, then the connection is dropped.
+    HalfClosed,
+}
+
+/// What the event loop must do after a transition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing beyond the new state.
+    None,
+    /// Shut our side of TCP (`shutdown(Write)`) and arm the close timeout.
+    ShutdownWrite,
+    /// Drop the connection now.
+    Drop,
+}
+
+impl State {
+    /// A new connection.
+    pub const NEW: State = State::Http { idle: false };
+
+    /// Whether the WebSocket is open for application messages both ways.
+    pub fn is_open(self) -> bool {
+        self == State::Open
+    }
+
+    /// Whether read bytes are decoded (as HTTP or frames); otherwise they are
+    /// discarded (`Finishing`, `Draining`) or not read at all (`HalfClosed`).
+    pub fn decodes_input(self) -> bool {
+        matches!(self, State::Http { .. } | State::Open | State::CloseSent)
+    }
+
+    /// Whether the socket is still read at all.
+    pub fn reads(self) -> bool {
+        self != State::HalfClosed
+    }
+
+    /// Whether the connection is a WebSocket (open or closing).
+    pub fn is_websocket(self) -> bool {
+        matches!(self, State::Open | State::CloseSent)
+    }
+
+    /// The handshake succeeded.
+    pub fn on_upgrade(self) -> State {
+        match self {
+            State::Http { .. } => State::Open,
+            other => other,
+        }
+    }
+
+    /// We queued our Close frame first (the application, a timeout, a limit).
+    pub fn on_close_sent(self) -> State {
+        match self {
+            State::Open => State::CloseSent,
+            other => other,
+        }
+    }
+
+    /// The peer's Close frame arrived (our reply, if we owe one, is queued).
+    pub fn on_close_received(self) -> State {
+        match self {
+            State::Open | State::CloseSent => State::Finishing { discarded: 0 },
+            other => other,
+        }
+    }
+
+    /// The last bytes are queued: after a protocol error, a refused request,
+    /// a response without keep-alive, or a shed connection.
+    pub fn on_finish(self) -> State {
+        match self {
+            State::Http { .. } | State::Open | State::CloseSent => {
+                State::Finishing { discarded: 0 }
+            }
+            other => other,
+        }
+    }
+
+    /// The peer shut its side (read returned 0). `queued`: bytes still to write.
+    pub fn on_peer_eof(self, queued: usize) -> (State, Action) {
+        match self {
+            State::Draining { .. } => (self, Action::Drop),
+            _ if queued == 0 => (State::HalfClosed, Action::Drop),
+            _ => (State::HalfClosed, Action::None),
+        }
+    }
+
+    /// The write queue is empty.
+    pub fn on_flushed(self) -> (State, Action) {
+        match self {
+            State::Finishing { discarded } => {
+                (State::Draining { discarded }, Action::ShutdownWrite)
+            }
+            State::HalfClosed => (self, Action::Drop),
+            other => (other, Action::None),
+        }
+    }
+
+    /// `n` bytes were read in a state that discards input.
+    pub fn on_discarded(self, n: usize) -> (State, Action) {
+        let add = |d: u32| d.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+        let next = match self {
+            State::Finishing { discarded } => State::Finishing {
+                discarded: add(discarded),
+            },
+            State::Draining { discarded } => State::Draining {
+                discarded: add(discarded),
+            },
+            other => return (other, Action::None),
+        };
+        match next {
+            State::Finishing { discarded } | State::Draining { discarded }
+                if discarded > DISCARD_LIMIT =>
+            {
+                (next, Action::Drop)
+            }
+            _ => (next, Action::None),
+        }
+    }
+}
+
+/// Which deadline a connection's `deadline` timer is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeadlineKind {
+    /// The whole first request head must arrive in `handshake_timeout`.
+    Handshake,
+    /// A keep-alive connection's next request must start in `http_idle_timeout`.
+    HttpIdle,
+    /// A closing connection must finish in `close_timeout`.
+    Close,
+}
+
+/// A peer's address, compact (18 bytes instead of `SocketAddr`'s 32): IPv4
+/// is kept as IPv4-mapped IPv6 and given back as IPv4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PeerAddr {
+    ip: [u8; 16],
+    port: u16,
+}
+
+impl PeerAddr {
+    /// Store `addr`.
+    pub fn new(addr: SocketAddr) -> PeerAddr {
+        let ip = match addr.ip() {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            IpAddr::V6(v6) => v6.octets(),
+        };
+        PeerAddr {
+            ip,
+            port: addr.port(),
+        }
+    }
+
+    /// The IP address (IPv4 for IPv4 and IPv4-mapped peers).
+    pub fn ip(self) -> IpAddr {
+        let v6 = Ipv6Addr::from(self.ip);
+        match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        }
+    }
+
+    /// The address.
+    pub fn addr(self) -> SocketAddr {
+        SocketAddr::new(self.ip(), self.port)
+    }
 }
 
 /// One accepted connection.
@@ -34,73 +236,75 @@ pub struct Connection {
     pub stream: TcpStream,
     /// Its id.
     pub id: SocketId,
-    /// The phase.
-    pub phase: Phase,
-    /// The close handshake state (meaningful from `Open` on).
-    pub close: CloseState,
+    /// Where it is in its life.
+    pub state: State,
     /// The frame decoder (from `Open` on).
     pub decoder: Decoder,
     /// Unconsumed input bytes carried to the next read.
     pub input: Vec<u8>,
     /// Bytes waiting to be written.
-    pub output: Vec<u8>,
-    /// How much of `output` has been written already.
-    pub written: usize,
-    /// Whether WRITABLE interest is registered.
-    pub writable_interest: bool,
-    /// Shut our side of TCP once `output` is flushed.
-    pub shutdown_after_flush: bool,
-    /// Ignore further input (after a failure or a refused request).
-    pub discard_input: bool,
-    /// Whether the connection is in the loop's dirty list.
-    pub dirty: bool,
-    /// Whether the connection is queued to be read again (read budget ran out).
-    pub read_again: bool,
-    /// The deadline of the current phase: handshake, HTTP idle, or close timeout.
+    pub output: OutQueue,
+    /// The deadline of the current state (see [`DeadlineKind`]).
     pub deadline: Option<TimerId>,
     /// The next heartbeat ping.
     pub heartbeat: Option<TimerId>,
     /// The auth deadline (until the socket binds a client id).
     pub auth_deadline: Option<TimerId>,
-    /// Pings sent and not answered.
-    pub missed_pongs: u32,
     /// Client id, groups, session, user timers: allocated on first use.
     pub app: Option<Box<SocketApp>>,
+    /// Bytes this connection holds, as last counted in the memory gauge.
+    pub accounted: u32,
+    /// The peer's address.
+    pub peer: PeerAddr,
+    /// Pings sent and not answered.
+    pub missed_pongs: u8,
+    /// Whether the connection is in the loop's dirty list.
+    pub dirty: bool,
+    /// Whether the connection is queued to be read again (read or fan-out
+    /// budget ran out, or a paused HTTP connection may go on).
+    pub read_again: bool,
+    /// Whether WRITABLE interest is registered.
+    pub writable_interest: bool,
 }
 
 impl Connection {
-    /// A new connection in the `Http` phase.
-    pub fn new(stream: TcpStream, id: SocketId, decoder: Decoder) -> Connection {
+    /// A new connection in the `Http` state.
+    pub fn new(stream: TcpStream, id: SocketId, peer: SocketAddr, decoder: Decoder) -> Connection {
         Connection {
             stream,
             id,
-            phase: Phase::Http,
-            close: CloseState::Open,
+            state: State::NEW,
             decoder,
             input: Vec::new(),
-            output: Vec::new(),
-            written: 0,
-            writable_interest: false,
-            shutdown_after_flush: false,
-            discard_input: false,
-            dirty: false,
-            read_again: false,
+            output: OutQueue::new(),
             deadline: None,
             heartbeat: None,
             auth_deadline: None,
-            missed_pongs: 0,
             app: None,
+            accounted: 0,
+            peer: PeerAddr::new(peer),
+            missed_pongs: 0,
+            dirty: false,
+            read_again: false,
+            writable_interest: false,
         }
-    }
-
-    /// Bytes queued and not yet written.
-    pub fn queued(&self) -> usize {
-        self.output.len() - self.written
     }
 
     /// Whether the WebSocket is open for application messages both ways.
     pub fn is_open(&self) -> bool {
-        self.phase == Phase::Open && self.close == CloseState::Open
+        self.state.is_open()
+    }
+
+    /// Bytes of buffer capacity this connection owns (shared frames in its
+    /// queue are counted where they were made).
+    pub fn owned_bytes(&self) -> usize {
+        self.input.capacity() + self.decoder.buffered() + self.output.owned_capacity()
+    }
+
+    /// Bytes this connection keeps alive: its own plus the shared frames it
+    /// still has to write (what closing it would free, at most).
+    pub fn held_bytes(&self) -> usize {
+        self.input.capacity() + self.decoder.buffered() + self.output.len()
     }
 }
 
@@ -117,5 +321,97 @@ mod tests {
         let budget = (148 + std::mem::size_of::<TcpStream>()).next_multiple_of(8);
         let size = std::mem::size_of::<Connection>();
         assert!(size <= budget, "{size} > {budget}");
+    }
+
+    #[test]
+    fn websocket_closed_by_the_server_first() {
+        let s = State::NEW.on_upgrade();
+        assert!(s.is_open());
+        let s = s.on_close_sent();
+        assert_eq!(s, State::CloseSent);
+        assert!(s.decodes_input() && !s.is_open());
+        let s = s.on_close_received();
+        assert_eq!(s, State::Finishing { discarded: 0 });
+        assert!(!s.decodes_input() && s.reads());
+        let (s, action) = s.on_flushed();
+        assert_eq!(
+            (s, action),
+            (State::Draining { discarded: 0 }, Action::ShutdownWrite)
+        );
+        assert_eq!(s.on_peer_eof(0), (s, Action::Drop));
+    }
+
+    #[test]
+    fn websocket_closed_by_the_peer_first() {
+        let s = State::Open.on_close_received();
+        assert_eq!(s, State::Finishing { discarded: 0 });
+        // Sending our own close after the peer's changes nothing.
+        assert_eq!(s.on_close_sent(), s);
+        assert_eq!(s.on_flushed().1, Action::ShutdownWrite);
+    }
+
+    #[test]
+    fn close_then_fin_still_gets_the_reply() {
+        // The peer sends Close and shuts its side in the same breath: its
+        // FIN must not cost it our Close reply (RFC 6455 §5.5.1).
+        let s = State::Open.on_close_received();
+        let (s, action) = s.on_peer_eof(4);
+        assert_eq!((s, action), (State::HalfClosed, Action::None));
+        assert!(!s.reads());
+        assert_eq!(s.on_flushed(), (State::HalfClosed, Action::Drop));
+    }
+
+    #[test]
+    fn http_request_then_fin_still_gets_the_response() {
+        let (s, action) = State::NEW.on_peer_eof(120);
+        assert_eq!((s, action), (State::HalfClosed, Action::None));
+        assert_eq!(s.on_flushed().1, Action::Drop);
+        // With nothing owed, EOF ends it at once.
+        assert_eq!(State::NEW.on_peer_eof(0).1, Action::Drop);
+        assert_eq!(State::Open.on_peer_eof(0).1, Action::Drop);
+    }
+
+    #[test]
+    fn discarding_is_bounded() {
+        let s = State::NEW.on_finish();
+        let (s, action) = s.on_discarded(DISCARD_LIMIT as usize);
+        assert_eq!(action, Action::None);
+        assert_eq!(s.on_discarded(1).1, Action::Drop);
+        let (d, _) = State::Open.on_finish().on_flushed();
+        assert_eq!(d.on_discarded(usize::MAX).1, Action::Drop);
+        // States that decode do not count discards.
+        assert_eq!(
+            State::Open.on_discarded(1 << 30),
+            (State::Open, Action::None)
+        );
+    }
+
+    #[test]
+    fn nothing_reopens() {
+        for s in [
+            State::CloseSent,
+            State::Finishing { discarded: 0 },
+            State::Draining { discarded: 0 },
+            State::HalfClosed,
+        ] {
+            assert_ne!(s.on_upgrade(), State::Open);
+        }
+        assert_eq!(State::HalfClosed.on_finish(), State::HalfClosed);
+        assert_eq!(State::HalfClosed.on_close_received(), State::HalfClosed);
+    }
+
+    #[test]
+    fn peer_addresses_round_trip() {
+        for text in [
+            "127.0.0.1:80",
+            "[::1]:443",
+            "[2001:db8::7]:9",
+            "10.1.2.3:65535",
+        ] {
+            let addr: SocketAddr = text.parse().unwrap();
+            assert_eq!(PeerAddr::new(addr).addr(), addr);
+        }
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:5".parse().unwrap();
+        assert_eq!(PeerAddr::new(mapped).ip(), IpAddr::from([127, 0, 0, 1]));
     }
 }

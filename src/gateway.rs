@@ -7,6 +7,13 @@
 //! socket may only `bind` and `ping`. Every refusal is an error envelope and
 //! the connection stays open.
 //!
+//! Client-initiated sends are paid for: each costs recipients × envelope
+//! bytes against the sender's `client_fanout_rate` allowance (a token bucket,
+//! see [`Hub::charge_fanout`]); past it the send is refused with a
+//! `rate_limited` error envelope. An envelope larger than `max_message_size`
+//! allows (JSON numbers may grow when re-serialised) is refused `too_large`.
+//! `send_to_all` from clients is off by default (`allow_send_to_all`).
+//!
 //! Decisions: a sender is among the recipients of its own `send_to_all` and
 //! `send_to_group` (as with the HTTP API, everyone in the audience gets the
 //! message); binary frames are not part of the JSON protocol: by
@@ -17,9 +24,10 @@
 use serde_json::{json, Value};
 
 use crate::handler::Handler;
-use crate::hub::{Hub, HubError};
+use crate::hub::{Audience, Hub, HubError};
 use crate::message::{codes, envelope, Envelope};
 use crate::socket_id::SocketId;
+use gmws_protocol::encoder::frame_len;
 
 /// The ready-to-run gateway.
 #[derive(Clone, Copy, Debug, Default)]
@@ -141,9 +149,30 @@ fn handle(hub: &mut Hub, socket: SocketId, message: &Envelope) -> Outcome {
                 "message",
                 json!({ "from": from, "to": to, "message": body }),
             );
-            match kind {
-                "send_to_group" => hub.send_to_group(&target, &out, &[]),
-                "send_to_client" => hub.send_to_client(&target, &out),
+            let out = serde_json::to_string(&out).unwrap_or_default();
+            let config = hub.config();
+            if out.len() as u64 > config.max_message_size + config.envelope_overhead() as u64 {
+                return Err(refuse(
+                    codes::TOO_LARGE,
+                    "the message in its envelope is over max_message_size",
+                ));
+            }
+            let audience = match kind {
+                "send_to_group" => Audience::Group(&target),
+                "send_to_client" => Audience::Client(&target),
+                _ => Audience::All,
+            };
+            let cost = hub.audience(audience) * frame_len(out.len(), false);
+            if !hub.charge_fanout(socket, cost) {
+                hub.metrics.fanout_rate_limited += 1;
+                return Err(refuse(
+                    codes::RATE_LIMITED,
+                    "sending faster than client_fanout_rate allows; try again later",
+                ));
+            }
+            match audience {
+                Audience::Group(group) => hub.send_to_group(group, &out, &[]),
+                Audience::Client(client) => hub.send_to_client(client, &out),
                 _ => hub.send_to_all(&out),
             };
             Ok(None)

@@ -40,6 +40,9 @@ pub enum CloseReason {
     /// The client sent more than `invalid_message_limit` invalid messages in
     /// `invalid_message_window` (closed with 1008).
     RateLimited,
+    /// The process held more than `max_buffer_memory` and this socket held
+    /// the most (closed with 1013).
+    MemoryBudget,
 }
 
 impl CloseReason {
@@ -56,6 +59,7 @@ impl CloseReason {
             CloseReason::HandlerPanic => "handler_panic",
             CloseReason::Shutdown => "shutdown",
             CloseReason::RateLimited => "rate_limited",
+            CloseReason::MemoryBudget => "memory_budget",
         }
     }
 }
@@ -150,7 +154,7 @@ pub fn dispatch_envelope<H: Handler + ?Sized>(
                 Err(e) => hub.reply_error(socket, codes::BAD_REQUEST, &e.to_string(), Some("bind")),
             },
             Err(why) => {
-                crate::debug!("socket {socket}: bind refused: {why}");
+                log::debug!("socket {socket}: bind refused: {why}");
                 hub.reply_error(socket, codes::AUTH_FAILED, &why, Some("bind"));
             }
         },
@@ -171,7 +175,9 @@ pub fn default_auth(hub: &Hub, data: &Value) -> Result<String, String> {
         .get("token")
         .and_then(Value::as_str)
         .ok_or("data.token required")?;
-    let now = hub.started_unix_secs() + hub.uptime_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let claims = jwt::verify_hs256(token, secret.as_bytes(), now).map_err(|e| e.to_string())?;
     if claims.sub != client_id {
         return Err("token subject does not match client_id".to_owned());

@@ -8,7 +8,7 @@
 use std::process::ExitCode;
 
 use gmws::cli::{parse_command, Command};
-use gmws::log::{self, Level};
+use gmws::log::{parse_level, LevelFilter, StderrLogger};
 use gmws::{Gateway, Server};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -33,21 +33,21 @@ fn main() -> ExitCode {
         }
         Command::Serve(config) => config,
     };
-    log::set_level(Level::parse(&config.log_level).unwrap_or(Level::Info));
+    StderrLogger::init(parse_level(&config.log_level).unwrap_or(LevelFilter::Info));
     for warning in warnings {
-        gmws::warn!("{warning}");
+        log::warn!("{warning}");
     }
     if config.auth_secret.is_none() {
-        gmws::warn!("no auth_secret set: `bind` trusts the client_id a client sends (set auth_secret to require HS256 tokens)");
+        log::warn!("no auth_secret set: `bind` trusts the client_id a client sends (set auth_secret to require HS256 tokens)");
     }
     if config.api_key.is_none() {
-        gmws::info!("no api_key set: /api/ answers loopback peers only");
+        log::info!("no api_key set: /api/ answers loopback peers only");
     }
     let listen = config.listen;
     let mut server = match Server::bind(config, Gateway) {
         Ok(server) => server,
         Err(e) => {
-            gmws::error!("cannot listen on {listen}: {e}");
+            log::error!("cannot listen on {listen}: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -56,24 +56,24 @@ fn main() -> ExitCode {
         Ok(mut signals) => {
             std::thread::spawn(move || {
                 if let Some(signal) = signals.forever().next() {
-                    gmws::info!("signal {signal}: shutting down");
+                    log::info!("signal {signal}: shutting down");
                     handle.shutdown();
                 }
             });
         }
-        Err(e) => gmws::warn!("cannot install signal handlers: {e}"),
+        Err(e) => log::warn!("cannot install signal handlers: {e}"),
     }
-    gmws::info!(
+    log::info!(
         "gmws listening on http://{} (demo page at /)",
         server.local_addr()
     );
     match server.run() {
         Ok(()) => {
-            gmws::info!("stopped");
+            log::info!("stopped");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            gmws::error!("event loop failed: {e}");
+            log::error!("event loop failed: {e}");
             ExitCode::FAILURE
         }
     }

@@ -34,6 +34,10 @@ pub mod codes {
     pub const BAD_REQUEST: &str = "bad_request";
     /// Binary frames are not part of the JSON protocol.
     pub const UNSUPPORTED: &str = "unsupported";
+    /// A send over the socket's fan-out allowance (`client_fanout_rate`).
+    pub const RATE_LIMITED: &str = "rate_limited";
+    /// A message whose envelope would be larger than `max_message_size` allows.
+    pub const TOO_LARGE: &str = "too_large";
 }
 
 impl Envelope {

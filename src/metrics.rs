@@ -28,13 +28,20 @@ pub struct Metrics {
     pub http_requests: u64,
     /// Handler panics caught.
     pub handler_panics: u64,
+    /// Connections closed because the process held more than
+    /// `max_buffer_memory` and they held the most.
+    pub memory_sheds: u64,
+    /// Idle keep-alive HTTP connections closed for `max_idle_http`.
+    pub idle_http_closed: u64,
+    /// Client-initiated sends refused by `client_fanout_rate`.
+    pub fanout_rate_limited: u64,
     /// Closes by reason, in the order of [`Metrics::CLOSE_LABELS`].
-    pub closes: [u64; 10],
+    pub closes: [u64; 11],
 }
 
 impl Metrics {
     /// The close reason labels, as in [`CloseReason::label`].
-    pub const CLOSE_LABELS: [&'static str; 10] = [
+    pub const CLOSE_LABELS: [&'static str; 11] = [
         "client_close",
         "connection_lost",
         "protocol_error",
@@ -45,6 +52,7 @@ impl Metrics {
         "handler_panic",
         "shutdown",
         "rate_limited",
+        "memory_budget",
     ];
 
     pub(crate) fn count_close(&mut self, reason: &CloseReason) {

@@ -119,9 +119,12 @@ impl Commands {
                 };
                 hub.send_to_group(w[0], text, &exclude).to_string()
             }
-            "session_set" => hub.set_session(target(), json_arg(tail)).to_string(),
+            "session_set" => hub
+                .set_session(target(), json_arg(tail))
+                .is_ok()
+                .to_string(),
             "session_update" => match json_arg(tail) {
-                Value::Object(fields) => hub.update_session(target(), fields).to_string(),
+                Value::Object(fields) => hub.update_session(target(), fields).is_ok().to_string(),
                 other => panic!("not an object: {other}"),
             },
             "session_get" => match hub.get_session(target()) {

@@ -23,6 +23,8 @@ impl CloseCode {
     pub const TOO_BIG: CloseCode = CloseCode(1009);
     /// 1011: unexpected condition in the server.
     pub const INTERNAL: CloseCode = CloseCode(1011);
+    /// 1013: try again later (the server is overloaded).
+    pub const TRY_AGAIN_LATER: CloseCode = CloseCode(1013);
 
     /// Whether this code may appear in a close frame on the wire.
     ///

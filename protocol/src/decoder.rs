@@ -161,6 +161,21 @@ impl Decoder {
         }
     }
 
+    /// Drop any message under assembly and its buffer. The decoder must not
+    /// be used for that connection's stream again (it would resume mid-frame
+    /// without the frame's state): for connections that are being closed.
+    pub fn release_all(&mut self) {
+        self.asm = None;
+    }
+
+    /// Bytes of memory the decoder holds for a message under assembly (the
+    /// reassembly buffer's capacity and its bookkeeping); 0 when idle.
+    pub fn buffered(&self) -> usize {
+        self.asm.as_ref().map_or(0, |a| {
+            a.message.capacity() + std::mem::size_of::<Assembly>()
+        })
+    }
+
     /// Decode from `buf`: returns the number of bytes consumed and a message if
     /// one completed. `(0, None)` means more bytes are needed.
     ///

@@ -211,6 +211,14 @@ fn path_socket(request: &HttpRequest) -> Result<SocketId, (u16, String)> {
         .ok_or_else(|| bad("socket_id must be a decimal id"))
 }
 
+/// A refused session write: too large (413) or the socket is gone (404).
+fn session_error(e: crate::hub::HubError) -> (u16, String) {
+    match e {
+        crate::hub::HubError::SessionTooLarge => (413, e.to_string()),
+        _ => (404, e.to_string()),
+    }
+}
+
 fn session(hub: &mut Hub, route: ApiRoute, request: &HttpRequest) -> ApiResult {
     let socket = path_socket(request)?;
     if !hub.is_socket_online(socket) {
@@ -219,13 +227,13 @@ fn session(hub: &mut Hub, route: ApiRoute, request: &HttpRequest) -> ApiResult {
     match route {
         ApiRoute::PutSession => {
             let value = request.json().map_err(bad)?;
-            hub.set_session(socket, value);
+            hub.set_session(socket, value).map_err(session_error)?;
         }
         ApiRoute::PatchSession => {
             let Value::Object(fields) = request.json().map_err(bad)? else {
                 return Err(bad("PATCH body must be a JSON object"));
             };
-            hub.update_session(socket, fields);
+            hub.update_session(socket, fields).map_err(session_error)?;
         }
         _ => {}
     }

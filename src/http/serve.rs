@@ -22,8 +22,11 @@ use crate::hub::Hub;
 pub(crate) enum HttpOutcome {
     /// The body has not fully arrived.
     NeedMore,
-    /// A response is queued (the connection may be closing).
-    Done,
+    /// A response is queued; `close`: the connection ends after it.
+    Done {
+        /// No keep-alive: finish the connection once the response is written.
+        close: bool,
+    },
 }
 
 /// A user route: called with the hub and the request, returns the response.
@@ -111,7 +114,7 @@ pub(crate) fn handle<H: Handler>(
         Ok(len) => len,
         Err((status, message)) => {
             respond(hub, key, &Response::error(status, message), false, false);
-            return HttpOutcome::Done;
+            return HttpOutcome::Done { close: true };
         }
     };
     if body_len > hub.config().max_http_body {
@@ -122,10 +125,10 @@ pub(crate) fn handle<H: Handler>(
             false,
             false,
         );
-        return HttpOutcome::Done;
+        return HttpOutcome::Done { close: true };
     }
     let Some(conn) = hub.conns.get_mut(key) else {
-        return HttpOutcome::Done;
+        return HttpOutcome::Done { close: true };
     };
     if conn.input.len() < head_len + body_len {
         return HttpOutcome::NeedMore;
@@ -135,7 +138,7 @@ pub(crate) fn handle<H: Handler>(
         .drain(..head_len + body_len)
         .skip(head_len)
         .collect();
-    let peer = conn.stream.peer_addr().ok();
+    let peer = Some(conn.peer.addr());
     let keep_alive = wants_keep_alive(head);
     let head_only = head.method == "HEAD";
     hub.metrics.http_requests += 1;
@@ -147,7 +150,7 @@ pub(crate) fn handle<H: Handler>(
             keep_alive,
             false,
         );
-        return HttpOutcome::Done;
+        return HttpOutcome::Done { close: !keep_alive };
     };
     let mut request = HttpRequest {
         method,
@@ -173,7 +176,7 @@ pub(crate) fn handle<H: Handler>(
             .unwrap_or_else(|| Response::error(404, "not found")),
     };
     respond(hub, key, &response, keep_alive, head_only);
-    HttpOutcome::Done
+    HttpOutcome::Done { close: !keep_alive }
 }
 
 fn run_route(hub: &mut Hub, route: &mut Route, request: &HttpRequest) -> Response {
@@ -197,24 +200,17 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(value) => Some(value),
         Err(_) => {
-            crate::error!("HTTP handler panicked; answering 500");
+            log::error!("HTTP handler panicked; answering 500");
             None
         }
     }
 }
 
-/// Queue `response`; without keep-alive, close the connection after it.
+/// Queue `response` (with `Connection: close` unless `keep_alive`).
 fn respond(hub: &mut Hub, key: usize, response: &Response, keep_alive: bool, head_only: bool) {
     let mut out = Vec::new();
     response.write_to(&mut out, keep_alive, head_only);
     hub.queue_raw(key, &out);
-    if !keep_alive {
-        if let Some(conn) = hub.conns.get_mut(key) {
-            conn.discard_input = true;
-            conn.shutdown_after_flush = true;
-            conn.input = Vec::new();
-        }
-    }
 }
 
 /// The body length a request declares, or the error status to answer.

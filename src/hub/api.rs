@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use gmws_protocol::encoder::frame_len;
 use gmws_protocol::OpCode;
 use serde_json::{Map, Value};
 
@@ -23,6 +24,24 @@ pub struct SocketApp {
     pub(crate) timers: Vec<TimerHandle>,
     /// Invalid messages in the current window, and when the window began (ms).
     pub(crate) invalid: (u32, u64),
+    /// The fan-out token bucket: bytes left (negative: in debt) and when it
+    /// was last refilled (ms). `None` until the first client-initiated send.
+    pub(crate) fanout: Option<(i64, u64)>,
+}
+
+/// Who a send reaches: see [`Hub::audience`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Audience<'a> {
+    /// One socket.
+    Socket(SocketId),
+    /// Every socket bound to a client id.
+    Client(&'a str),
+    /// Every member of a group.
+    Group(&'a str),
+    /// Every open socket.
+    All,
+    /// Every bound socket.
+    AllClients,
 }
 
 /// A user timer, as returned by [`Hub::add_timer`] and given to `on_timer`.
@@ -49,6 +68,10 @@ pub enum HubError {
     BadGroupName,
     /// The client id is empty or longer than `max_client_id`.
     BadClientId,
+    /// The socket's group names would pass `max_group_bytes_per_socket`.
+    GroupBytesExceeded,
+    /// The session would serialise to more than `max_session_size` bytes.
+    SessionTooLarge,
 }
 
 impl std::fmt::Display for HubError {
@@ -58,6 +81,10 @@ impl std::fmt::Display for HubError {
             HubError::TooManyGroups => "too many groups for this socket",
             HubError::BadGroupName => "group name empty or too long",
             HubError::BadClientId => "client id empty or too long",
+            HubError::GroupBytesExceeded => {
+                "the socket's group names are over max_group_bytes_per_socket"
+            }
+            HubError::SessionTooLarge => "session over max_session_size",
         })
     }
 }
@@ -66,7 +93,8 @@ impl std::error::Error for HubError {}
 
 impl Hub {
     /// Queue one frame to each of `targets` that is online; returns how many
-    /// were written to. The frame is encoded once (a JSON value serialised once).
+    /// were written to. The frame is encoded once (a JSON value serialised
+    /// once) and shared by every recipient's queue.
     fn fan_out(&mut self, targets: &[SocketId], payload: Payload<'_>) -> usize {
         let json;
         let (opcode, bytes) = match payload {
@@ -81,23 +109,33 @@ impl Hub {
     }
 
     fn fan_out_bytes(&mut self, targets: &[SocketId], opcode: OpCode, payload: &[u8]) -> usize {
+        self.spend_fanout(targets.len(), frame_len(payload.len(), false));
         if let [single] = targets {
             // One recipient: encode straight into its queue (or its socket).
             let queued =
                 self.is_socket_online(*single) && self.queue_frame(single.slot(), opcode, payload);
             return usize::from(queued);
         }
-        let mut frame = std::mem::take(&mut self.frame_scratch);
-        frame.clear();
-        gmws_protocol::encoder::encode_frame(&mut frame, opcode, true, payload, None);
+        let frame = self.shared_frame(opcode, payload);
         let mut delivered = 0;
         for &id in targets {
-            if self.is_socket_online(id) && self.queue_encoded(id.slot(), &frame, payload.len()) {
+            if self.is_socket_online(id) && self.queue_shared(id.slot(), &frame, payload.len()) {
                 delivered += 1;
             }
         }
-        self.frame_scratch = frame;
         delivered
+    }
+
+    /// How many sockets a send to `target` would reach now (for rate limits
+    /// weighted by recipients).
+    pub fn audience(&self, target: Audience<'_>) -> usize {
+        match target {
+            Audience::Socket(id) => usize::from(self.is_socket_online(id)),
+            Audience::Client(client) => self.clients.get(client).map_or(0, Vec::len),
+            Audience::Group(group) => self.group_sockets_count(group),
+            Audience::All => self.online_sockets(),
+            Audience::AllClients => self.clients.values().map(Vec::len).sum(),
+        }
     }
 
     /// Queue a message to one socket. False if it is not online (or was just
@@ -175,13 +213,19 @@ impl Hub {
         if group.is_empty() || group.len() > self.settings.max_group_name {
             return Err(HubError::BadGroupName);
         }
-        let max = self.settings.max_groups_per_socket;
+        let (max, max_bytes) = (
+            self.settings.max_groups_per_socket,
+            self.settings.max_group_bytes,
+        );
         let app = self.app_mut(socket)?;
         if app.groups.iter().any(|g| g == group) {
             return Ok(false);
         }
         if app.groups.len() >= max {
             return Err(HubError::TooManyGroups);
+        }
+        if app.groups.iter().map(String::len).sum::<usize>() + group.len() > max_bytes {
+            return Err(HubError::GroupBytesExceeded);
         }
         app.groups.push(group.to_owned());
         let client = app.client_id.clone();
@@ -302,33 +346,45 @@ impl Hub {
         self.clients.len()
     }
 
-    /// Replace `socket`'s session. False if it is not online.
-    pub fn set_session(&mut self, socket: SocketId, session: Value) -> bool {
-        self.app_mut(socket)
-            .map(|a| a.session = Some(session))
-            .is_ok()
+    /// Replace `socket`'s session. Refused if it is not online or if the
+    /// session would serialise to more than `max_session_size` bytes.
+    pub fn set_session(&mut self, socket: SocketId, session: Value) -> Result<(), HubError> {
+        let max = self.settings.max_session_size;
+        let app = self.app_mut(socket)?;
+        if json_size(&session) > max {
+            return Err(HubError::SessionTooLarge);
+        }
+        app.session = Some(session);
+        Ok(())
     }
 
     /// Merge `fields` into `socket`'s session object (top-level keys replaced;
-    /// a `null` removes the key). False if it is not online.
-    pub fn update_session(&mut self, socket: SocketId, fields: Map<String, Value>) -> bool {
-        let Ok(app) = self.app_mut(socket) else {
-            return false;
+    /// a `null` removes the key). Refused, leaving the session as it was, if
+    /// it is not online or the result would pass `max_session_size`.
+    pub fn update_session(
+        &mut self,
+        socket: SocketId,
+        fields: Map<String, Value>,
+    ) -> Result<(), HubError> {
+        let max = self.settings.max_session_size;
+        let app = self.app_mut(socket)?;
+        let mut map = match &app.session {
+            Some(Value::Object(map)) => map.clone(),
+            _ => Map::new(),
         };
-        let session = app.session.get_or_insert_with(|| Value::Object(Map::new()));
-        if !session.is_object() {
-            *session = Value::Object(Map::new());
-        }
-        if let Value::Object(map) = session {
-            for (k, v) in fields {
-                if v.is_null() {
-                    map.remove(&k);
-                } else {
-                    map.insert(k, v);
-                }
+        for (k, v) in fields {
+            if v.is_null() {
+                map.remove(&k);
+            } else {
+                map.insert(k, v);
             }
         }
-        true
+        let session = Value::Object(map);
+        if json_size(&session) > max {
+            return Err(HubError::SessionTooLarge);
+        }
+        app.session = Some(session);
+        Ok(())
     }
 
     /// `socket`'s session, if it has one.
@@ -411,6 +467,42 @@ impl Hub {
         Some(socket)
     }
 
+    /// Charge a client-initiated send of `cost` delivery bytes (recipients ×
+    /// frame bytes) to `socket`'s allowance: a token bucket holding up to
+    /// `client_fanout_burst` bytes, refilled at `client_fanout_rate` bytes per
+    /// second. A send is allowed while the bucket is not empty and may take
+    /// it below zero, so one message of any allowed size can always go out;
+    /// the debt is then paid off by waiting. False (nothing charged) when
+    /// the send must wait. A rate of 0 turns the limit off.
+    pub fn charge_fanout(&mut self, socket: SocketId, cost: usize) -> bool {
+        let (rate, burst) = (
+            self.config.client_fanout_rate,
+            self.config.client_fanout_burst,
+        );
+        if rate == 0 {
+            return true;
+        }
+        let now = self.now;
+        let Ok(app) = self.app_mut(socket) else {
+            return false;
+        };
+        let burst = i64::try_from(burst).unwrap_or(i64::MAX);
+        let (tokens, at) = app.fanout.get_or_insert((burst, now));
+        let refill = (u128::from(now.saturating_sub(*at)) * u128::from(rate) / 1000)
+            .min(u128::from(u64::MAX)) as u64;
+        if refill > 0 {
+            *tokens = tokens
+                .saturating_add(i64::try_from(refill).unwrap_or(i64::MAX))
+                .min(burst);
+            *at = now;
+        }
+        if *tokens <= 0 {
+            return false;
+        }
+        *tokens = tokens.saturating_sub(i64::try_from(cost).unwrap_or(i64::MAX));
+        true
+    }
+
     /// Answer an invalid client message with an error envelope
     /// (`{"type":"error","data":{"code","message","request"}}`), and count it:
     /// past `invalid_message_limit` in `invalid_message_window`, the socket is
@@ -438,7 +530,7 @@ impl Hub {
         }
         *count += 1;
         if *count > limit {
-            crate::warn!(
+            crate::log::peer_log!(
                 "socket {socket}: more than {limit} invalid messages in the window; closing 1008"
             );
             self.begin_close(
@@ -469,4 +561,21 @@ impl Hub {
             }
         }
     }
+}
+
+/// The length of `value` serialised as JSON, without keeping the bytes.
+fn json_size(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }

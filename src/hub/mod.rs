@@ -4,19 +4,24 @@
 //! connections. Every operation that crosses sockets goes through here, so a
 //! bus between loops (or machines) can later slot in behind the same methods.
 //!
-//! Sending queues: bytes are appended to the socket's output and the socket
-//! is marked dirty; the event loop writes each dirty socket once per turn. The
-//! exception is a large message (16 KiB or more) to a socket with nothing
-//! queued, written at once with `writev` (what the kernel does not take is
-//! queued): copying it into the queue would cost more than the syscall saved.
-//! Queuing past `max_backpressure` closes the socket (1008) instead of
-//! growing memory.
+//! Sending queues: bytes go to the socket's write queue (a fan-out queues one
+//! shared frame, see [`crate::outqueue`]) and the socket is marked dirty; the
+//! event loop writes each dirty socket once per turn. The exception is a
+//! large message (16 KiB or more) to a socket with nothing queued, written at
+//! once with `writev` (what the kernel does not take is queued).
+//!
+//! Backpressure is what the kernel did not take: a queue past
+//! `max_backpressure` is offered to the kernel at once, and only when a write
+//! has returned `WouldBlock` and more than `max_backpressure` still waits is
+//! the socket closed (1008). The event loop checks the same after each flush.
 
+use std::collections::{HashMap, VecDeque};
+use std::io::{ErrorKind, IoSlice, Write};
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use std::io::{IoSlice, Write};
-
-use gmws_protocol::encoder::{encode_close, frame_len};
+use gmws_protocol::encoder::encode_close;
 use gmws_protocol::frame::{FrameHeader, MAX_HEADER_LEN};
 use gmws_protocol::{CloseCode, OpCode, ProtocolError};
 use slab::Slab;
@@ -26,30 +31,31 @@ mod clients;
 mod groups;
 mod payload;
 
-pub use api::{HubError, SocketApp, TimerHandle};
+pub use api::{Audience, HubError, SocketApp, TimerHandle};
 pub use payload::Payload;
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use crate::config::Config;
-use crate::connection::{Connection, Phase};
+use crate::connection::{Connection, DeadlineKind, State};
 use crate::handler::CloseReason;
+use crate::memory::Gauge;
 use crate::metrics::Metrics;
+use crate::outqueue::{Pool, SharedFrame};
 use crate::socket_id::SocketId;
-use crate::timer::TimerWheel;
+use crate::timer::{TimerId, TimerWheel};
 
-/// What a timer entry is for. Entries carry the full socket id: a timer of a
-/// closed socket finds no connection of that generation and fires into nothing.
+/// What a timer entry is for. Entries carry the full socket id, and the
+/// connection keeps the [`TimerId`] of each deadline it has armed: a timer
+/// that is not the connection's current one (re-armed since, or of a
+/// closed socket) fires into nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TimerEvent {
-    /// The deadline of the socket's phase (handshake, HTTP idle, close).
-    Deadline(SocketId),
+    /// The deadline of the socket's state (handshake, HTTP idle, close).
+    Deadline(SocketId, DeadlineKind),
     /// Time to send the socket a heartbeat ping.
     Heartbeat(SocketId),
     /// The socket's auth deadline: not bound by now, it is closed (1008).
     Auth(SocketId),
-    /// Retry accepting after EMFILE or a full connection table.
+    /// Retry accepting after EMFILE.
     AcceptRetry,
     /// A user timer.
     User(TimerHandle),
@@ -59,12 +65,9 @@ pub(crate) enum TimerEvent {
 /// written at once instead of copied into its queue.
 const DIRECT_WRITE_MIN: usize = 16 * 1024;
 
-/// How many emptied output buffers the hub keeps for reuse.
-const SPARE_BUFFERS: usize = 4096;
-/// The largest output buffer kept for reuse.
-const SPARE_BUFFER_CAPACITY: usize = 256 * 1024;
-/// The most bytes of capacity kept in spare buffers altogether.
-const SPARE_BYTES: usize = 4 << 20;
+/// What one delivery costs the turn's fan-out budget beyond its bytes (the
+/// queue entry, the write it adds).
+const DELIVERY_COST: usize = 256;
 
 /// Settings the hub applies on every send and close.
 #[derive(Clone, Copy, Debug)]
@@ -73,7 +76,10 @@ pub(crate) struct HubSettings {
     pub close_timeout_ms: u64,
     pub max_group_name: usize,
     pub max_groups_per_socket: usize,
+    pub max_group_bytes: usize,
+    pub max_session_size: usize,
     pub max_client_id: usize,
+    pub fanout_per_turn: usize,
 }
 
 impl HubSettings {
@@ -83,15 +89,30 @@ impl HubSettings {
             close_timeout_ms: millis(config.close_timeout),
             max_group_name: config.max_group_name,
             max_groups_per_socket: config.max_groups_per_socket,
+            max_group_bytes: config.max_group_bytes_per_socket,
+            max_session_size: config.max_session_size,
             max_client_id: config.max_client_id,
+            fanout_per_turn: config.max_fanout_per_turn,
         }
     }
+}
+
+/// Connection counts by state, kept by [`Hub::set_state`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Counts {
+    /// Open WebSockets.
+    pub online: usize,
+    /// Connections reading a request head (not idle keep-alive ones).
+    pub pending_http: usize,
+    /// Keep-alive HTTP connections between requests.
+    pub idle_http: usize,
 }
 
 /// The sockets, and what the application can do with them.
 pub struct Hub {
     pub(crate) conns: Slab<Connection>,
-    next_generation: u32,
+    /// The generation last given to each slot: an id names one life of a slot.
+    generations: Vec<u32>,
     pub(crate) timers: TimerWheel<TimerEvent>,
     /// Milliseconds since the loop started (the timer wheel's clock).
     pub(crate) now: u64,
@@ -101,24 +122,25 @@ pub struct Hub {
     pub(crate) closed: Vec<(SocketId, CloseReason)>,
     pub(crate) settings: HubSettings,
     pub(crate) metrics: Metrics,
-    /// Open WebSockets (phase `Open`).
-    online: usize,
-    /// Connections in the `Http` phase (handshakes and plain HTTP).
-    pub(crate) pending_http: usize,
+    pub(crate) counts: Counts,
+    /// Connections per peer IP (only peers subject to `max_connections_per_ip`).
+    pub(crate) per_ip: HashMap<IpAddr, u32>,
+    /// Keep-alive connections in the order they went idle (entries whose
+    /// deadline no longer matches are stale and skipped).
+    pub(crate) idle_order: VecDeque<(SocketId, TimerId)>,
+    /// Fan-out work done this turn (deliveries weighted by bytes).
+    pub(crate) turn_fanout: usize,
     clients: clients::Clients,
     groups: groups::Groups,
     user_timers: HashMap<TimerHandle, api::UserTimer>,
     next_timer: u64,
     /// Reused buffer for encoding a frame once before fan-out.
     frame_scratch: Vec<u8>,
-    /// Emptied output buffers, lent to the next socket that sends: no
-    /// allocation per message, and no buffer held by an idle socket.
-    spare_buffers: Vec<Vec<u8>>,
-    /// Capacity held in `spare_buffers`.
-    spare_bytes: usize,
+    /// Emptied output buffers and queue states, lent to the next sender.
+    pub(crate) pool: Pool,
+    /// Buffered bytes, held against `max_buffer_memory`.
+    pub(crate) gauge: Gauge,
     config: Arc<Config>,
-    /// When the loop started, in seconds since the Unix epoch.
-    started_unix: u64,
 }
 
 impl Hub {
@@ -130,30 +152,38 @@ impl Hub {
             user_timers: HashMap::new(),
             next_timer: 0,
             frame_scratch: Vec::new(),
-            spare_buffers: Vec::new(),
-            spare_bytes: 0,
+            pool: Pool::new(),
+            gauge: Gauge::new(),
             config,
-            started_unix: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
             conns: Slab::new(),
-            next_generation: 1,
+            generations: Vec::new(),
             timers: TimerWheel::new(),
             now: 0,
             dirty: Vec::new(),
             closed: Vec::new(),
             settings,
             metrics: Metrics::default(),
-            online: 0,
-            pending_http: 0,
+            counts: Counts::default(),
+            per_ip: HashMap::new(),
+            idle_order: VecDeque::new(),
+            turn_fanout: 0,
         }
     }
 
-    /// A fresh generation for a new connection (never 0, wraps after 2^32).
-    pub(crate) fn next_generation(&mut self) -> u32 {
-        let generation = self.next_generation;
-        self.next_generation = self.next_generation.wrapping_add(1).max(1);
-        generation
+    /// Insert a connection made by `make` from its id; returns its slot.
+    pub(crate) fn insert(&mut self, make: impl FnOnce(SocketId) -> Connection) -> usize {
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        if self.generations.len() <= key {
+            self.generations.resize(key + 1, 0);
+        }
+        // Per slot: an id repeats only after its slot was reused 2^32 times.
+        let generation = self.generations[key].wrapping_add(1).max(1);
+        self.generations[key] = generation;
+        let conn = make(SocketId::new(key, generation));
+        self.counts.pending_http += usize::from(conn.state == State::NEW);
+        entry.insert(conn);
+        key
     }
 
     /// The connection `id` addresses, if it is still that connection.
@@ -175,12 +205,6 @@ impl Hub {
         self.now / 1000
     }
 
-    /// Seconds since the Unix epoch when the loop started (add `uptime_secs`
-    /// for the current time without reading the clock).
-    pub fn started_unix_secs(&self) -> u64 {
-        self.started_unix
-    }
-
     /// The server's configuration.
     pub fn config(&self) -> &Config {
         &self.config
@@ -191,6 +215,12 @@ impl Hub {
         &self.metrics
     }
 
+    /// Bytes buffered for peers now (input, reassembly, output), as held
+    /// against `max_buffer_memory`.
+    pub fn buffered_bytes(&self) -> usize {
+        self.gauge.total()
+    }
+
     /// Whether `socket` is an open WebSocket.
     pub fn is_socket_online(&self, socket: SocketId) -> bool {
         self.conn(socket).is_some_and(Connection::is_open)
@@ -198,12 +228,17 @@ impl Hub {
 
     /// How many WebSockets are open.
     pub fn online_sockets(&self) -> usize {
-        self.online
+        self.counts.online
     }
 
     /// How many TCP connections are held (HTTP, open and closing).
     pub fn connections(&self) -> usize {
         self.conns.len()
+    }
+
+    /// The peer address of `socket` (while it is connected).
+    pub fn peer_addr(&self, socket: SocketId) -> Option<std::net::SocketAddr> {
+        self.conn(socket).map(|c| c.peer.addr())
     }
 
     /// Queue a text message to `socket`. False if it is not online.
@@ -224,7 +259,7 @@ impl Hub {
             return false;
         }
         if !CloseCode(code).is_valid_on_wire() {
-            crate::warn!("socket {socket}: close_socket with code {code}, which is not valid on the wire: refused");
+            log::warn!("socket {socket}: close_socket with code {code}, which is not valid on the wire: refused");
             return false;
         }
         self.begin_close(
@@ -243,16 +278,12 @@ impl Hub {
         self.queue_frame(socket.slot(), opcode, payload)
     }
 
-    /// Encode a frame onto slot `key`'s output. Closes the socket (1008) and
-    /// returns false when that would pass `max_backpressure`.
+    /// Encode a frame onto slot `key`'s queue. False if the socket was closed
+    /// for backpressure instead.
     pub(crate) fn queue_frame(&mut self, key: usize, opcode: OpCode, payload: &[u8]) -> bool {
-        let limit = self.settings.max_backpressure;
         let Some(conn) = self.conns.get_mut(key) else {
             return false;
         };
-        if conn.queued() + frame_len(payload.len(), false) > limit {
-            return self.backpressure(key);
-        }
         if opcode == OpCode::Text || opcode == OpCode::Binary {
             self.metrics.messages_out += 1;
             self.metrics.bytes_out += payload.len() as u64;
@@ -268,7 +299,7 @@ impl Hub {
         let head_len = header.encode_into(&mut head);
         let head = &head[..head_len];
         let mut written = 0;
-        if payload.len() >= DIRECT_WRITE_MIN && conn.queued() == 0 && conn.phase == Phase::Open {
+        if payload.len() >= DIRECT_WRITE_MIN && conn.output.is_empty() && conn.is_open() {
             // A large message to an idle socket goes straight to the kernel
             // (header and payload in one writev), saving the copy into the
             // queue; only what the socket does not take is queued.
@@ -277,105 +308,148 @@ impl Hub {
                 written = n;
             }
         }
-        let Some(conn) = self.writable_conn(key) else {
-            return false;
-        };
-        if written < head_len {
-            conn.output.extend_from_slice(&head[written..]);
-            conn.output.extend_from_slice(payload);
+        if written == 0 {
+            conn.output.push_frame(head, payload, &mut self.pool);
         } else if written < head_len + payload.len() {
             conn.output
-                .extend_from_slice(&payload[written - head_len..]);
+                .push_started_frame(head, payload, written, &mut self.pool);
         } else {
             return true;
         }
-        self.mark_dirty(key);
-        true
+        self.queued(key)
     }
 
-    /// Queue an already encoded data frame (of a `payload_len`-byte message).
-    pub(crate) fn queue_encoded(&mut self, key: usize, frame: &[u8], payload_len: usize) -> bool {
-        let limit = self.settings.max_backpressure;
+    /// Queue a shared frame (of a `payload_len`-byte message) on slot `key`.
+    pub(crate) fn queue_shared(
+        &mut self,
+        key: usize,
+        frame: &SharedFrame,
+        payload_len: usize,
+    ) -> bool {
         let Some(conn) = self.conns.get_mut(key) else {
             return false;
         };
-        if conn.queued() + frame.len() > limit {
-            return self.backpressure(key);
-        }
-        let Some(conn) = self.writable_conn(key) else {
-            return false;
-        };
-        conn.output.extend_from_slice(frame);
+        conn.output.push_shared(frame.clone(), &mut self.pool);
         self.metrics.messages_out += 1;
         self.metrics.bytes_out += payload_len as u64;
-        self.mark_dirty(key);
-        true
-    }
-
-    /// The socket's queue would pass `max_backpressure`: close it (1008) rather
-    /// than grow memory or drop the message silently.
-    fn backpressure(&mut self, key: usize) -> bool {
-        if let Some(conn) = self.conns.get(key) {
-            crate::warn!(
-                "socket {}: {} bytes queued, over max_backpressure; closing 1008",
-                conn.id,
-                conn.queued()
-            );
-        }
-        self.begin_close(
-            key,
-            CloseCode::POLICY,
-            "backpressure",
-            CloseReason::Backpressure,
-        );
-        if let Some(conn) = self.conns.get_mut(key) {
-            conn.shutdown_after_flush = true;
-        }
-        false
+        self.queued(key)
     }
 
     /// Queue raw bytes (an HTTP response) on slot `key`.
     pub(crate) fn queue_raw(&mut self, key: usize, bytes: &[u8]) {
         if let Some(conn) = self.conns.get_mut(key) {
-            conn.output.extend_from_slice(bytes);
-            self.mark_dirty(key);
+            conn.output.push_bytes(bytes, &mut self.pool);
+            self.queued(key);
         }
     }
 
-    /// Take back a socket's flushed output buffer for reuse (at most
-    /// `SPARE_BUFFERS` of at most `SPARE_BUFFER_CAPACITY` bytes are kept).
-    pub(crate) fn recycle(&mut self, mut buffer: Vec<u8>) {
-        let capacity = buffer.capacity();
-        if capacity <= SPARE_BUFFER_CAPACITY
-            && self.spare_buffers.len() < SPARE_BUFFERS
-            && self.spare_bytes + capacity <= SPARE_BYTES
-        {
-            buffer.clear();
-            self.spare_bytes += capacity;
-            self.spare_buffers.push(buffer);
+    /// Bytes were queued on slot `key`: mark it dirty, keep the memory count,
+    /// and past `max_backpressure` offer the queue to the kernel now. False if
+    /// the socket is closed for backpressure.
+    fn queued(&mut self, key: usize) -> bool {
+        self.mark_dirty(key);
+        self.account(key);
+        let over = self
+            .conns
+            .get(key)
+            .is_some_and(|c| c.output.len() > self.settings.max_backpressure);
+        if over {
+            return self.write_now(key);
+        }
+        true
+    }
+
+    /// Write slot `key`'s queue once. Returns false (and closes the socket for
+    /// backpressure) when the kernel refused more and the queue is still over
+    /// `max_backpressure`. Other write errors leave the connection to the
+    /// event loop's flush, which drops it.
+    pub(crate) fn write_now(&mut self, key: usize) -> bool {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return false;
+        };
+        let blocked = match conn.output.write_to(&mut conn.stream, &mut self.pool) {
+            Ok(_) => !conn.output.is_empty(),
+            Err(e) => e.kind() == ErrorKind::WouldBlock,
+        };
+        let over = conn.output.len() > self.settings.max_backpressure;
+        self.account(key);
+        if blocked && over {
+            return self.backpressure(key);
+        }
+        true
+    }
+
+    /// The socket's queue stays over `max_backpressure` though the kernel
+    /// takes no more: close it (1008) rather than grow memory or drop a
+    /// message silently.
+    pub(crate) fn backpressure(&mut self, key: usize) -> bool {
+        let Some(conn) = self.conns.get(key) else {
+            return false;
+        };
+        crate::log::peer_log!(
+            "socket {}: {} bytes unsent, over max_backpressure; closing 1008",
+            conn.id,
+            conn.output.len()
+        );
+        self.close_overloaded(
+            key,
+            CloseCode::POLICY,
+            "backpressure",
+            CloseReason::Backpressure,
+        );
+        false
+    }
+
+    /// Close slot `key` because of what it holds: the frames it has not
+    /// started to write are dropped (freeing their memory now), then a close
+    /// frame with `code` follows whatever frame is partly written, and the
+    /// connection finishes. A connection that is not a WebSocket is finished
+    /// with its queue cut the same way.
+    pub(crate) fn close_overloaded(
+        &mut self,
+        key: usize,
+        code: CloseCode,
+        reason: &str,
+        why: CloseReason,
+    ) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.output.drop_unstarted(&mut self.pool);
+        conn.decoder.release_all();
+        self.begin_close(key, code, reason, why);
+        self.finish(key);
+    }
+
+    /// Update the memory gauge with slot `key`'s owned bytes.
+    pub(crate) fn account(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            let now = conn.owned_bytes();
+            self.gauge.apply(&mut conn.accounted, now);
         }
     }
 
-    /// Slot `key`'s connection, its output lent a spare buffer if it had none.
-    fn writable_conn(&mut self, key: usize) -> Option<&mut Connection> {
-        if self.conns.get(key)?.output.capacity() == 0 {
-            let spare = self.spare_buffer();
-            if let Some(conn) = self.conns.get_mut(key) {
-                conn.output = spare;
-            }
-        }
-        self.conns.get_mut(key)
+    /// Encode `payload` once as a shared frame.
+    pub(crate) fn shared_frame(&mut self, opcode: OpCode, payload: &[u8]) -> SharedFrame {
+        let mut frame = std::mem::take(&mut self.frame_scratch);
+        frame.clear();
+        gmws_protocol::encoder::encode_frame(&mut frame, opcode, true, payload, None);
+        let shared = SharedFrame::new(frame.clone(), &self.gauge);
+        self.frame_scratch = frame;
+        shared
     }
 
-    /// A spare output buffer, or a new empty one.
-    fn spare_buffer(&mut self) -> Vec<u8> {
-        match self.spare_buffers.pop() {
-            Some(buffer) => {
-                self.spare_bytes -= buffer.capacity();
-                buffer
-            }
-            None => Vec::new(),
-        }
+    /// Count `deliveries` of a `len`-byte frame against the turn's fan-out budget.
+    pub(crate) fn spend_fanout(&mut self, deliveries: usize, len: usize) {
+        self.turn_fanout = self
+            .turn_fanout
+            .saturating_add(deliveries.saturating_mul(len + DELIVERY_COST));
+    }
+
+    /// Whether this turn's fan-out budget (`max_fanout_per_turn`) is spent:
+    /// the loop then defers decoding more messages to the next turn.
+    pub(crate) fn turn_exhausted(&self) -> bool {
+        self.turn_fanout >= self.settings.fanout_per_turn
     }
 
     pub(crate) fn mark_dirty(&mut self, key: usize) {
@@ -383,6 +457,29 @@ impl Hub {
             if !conn.dirty {
                 conn.dirty = true;
                 self.dirty.push(key);
+            }
+        }
+    }
+
+    /// Move slot `key` to `state`, keeping the counts by state.
+    pub(crate) fn set_state(&mut self, key: usize, state: State) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let old = conn.state;
+        conn.state = state;
+        let counts = &mut self.counts;
+        for (s, delta) in [(old, false), (state, true)] {
+            let counter = match s {
+                State::Http { idle: false } => &mut counts.pending_http,
+                State::Http { idle: true } => &mut counts.idle_http,
+                State::Open => &mut counts.online,
+                _ => continue,
+            };
+            if delta {
+                *counter += 1;
+            } else {
+                *counter -= 1;
             }
         }
     }
@@ -399,16 +496,38 @@ impl Hub {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if conn.phase != Phase::Open {
+        if !conn.is_open() {
             return;
         }
-        encode_close(&mut conn.output, code, reason, None);
-        conn.close = conn.close.on_close_sent();
+        let mut frame = Vec::with_capacity(2 + 2 + reason.len().min(123));
+        encode_close(&mut frame, code, reason, None);
+        conn.output.push_bytes(&frame, &mut self.pool);
         let id = conn.id;
         self.leave_open(key, why);
-        self.arm_close_timeout(key);
+        self.set_state(key, State::CloseSent);
+        self.arm_deadline(key, DeadlineKind::Close);
         self.mark_dirty(key);
-        crate::debug!("socket {id}: closing with {}", code.0);
+        self.account(key);
+        log::debug!("socket {id}: closing with {}", code.0);
+    }
+
+    /// The last bytes are queued: discard input from now on, shut our side
+    /// once flushed (see [`State::Finishing`]).
+    pub(crate) fn finish(&mut self, key: usize) {
+        if self.conns.get(key).is_some_and(Connection::is_open) {
+            self.leave_open(key, CloseReason::ConnectionLost);
+        }
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.input = Vec::new();
+        let (old, next) = (conn.state, conn.state.on_finish());
+        if next != old {
+            self.set_state(key, next);
+            self.arm_deadline(key, DeadlineKind::Close);
+        }
+        self.mark_dirty(key);
+        self.account(key);
     }
 
     /// Fail the connection for a protocol error: close frame with the error's
@@ -417,22 +536,19 @@ impl Hub {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        crate::warn!(
+        crate::log::peer_log!(
             "socket {}: protocol error: {err}; closing {}",
             conn.id,
             err.close_code()
         );
-        conn.discard_input = true;
-        conn.shutdown_after_flush = true;
         self.metrics.protocol_errors += 1;
-        if conn.phase == Phase::Open {
-            self.begin_close(
-                key,
-                CloseCode(err.close_code()),
-                err.reason(),
-                CloseReason::ProtocolError(err),
-            );
-        }
+        self.begin_close(
+            key,
+            CloseCode(err.close_code()),
+            err.reason(),
+            CloseReason::ProtocolError(err),
+        );
+        self.finish(key);
     }
 
     /// Take an open socket out of the online set and queue its `on_close`.
@@ -440,63 +556,73 @@ impl Hub {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if conn.phase != Phase::Open {
+        if !conn.is_open() {
             return;
         }
-        conn.phase = Phase::Closing;
         for t in [conn.heartbeat.take(), conn.auth_deadline.take()]
             .into_iter()
             .flatten()
         {
             self.timers.cancel(t);
         }
-        self.online -= 1;
+        let id = conn.id;
+        // Not online any more; the state proper is set by the caller.
+        self.set_state(key, State::CloseSent);
         self.metrics.count_close(&why);
-        self.closed.push((conn.id, why));
+        self.closed.push((id, why));
     }
 
     /// A socket finished its handshake: count it online.
     pub(crate) fn enter_open(&mut self, key: usize) {
-        if let Some(conn) = self.conns.get_mut(key) {
-            if conn.phase == Phase::Http {
-                self.pending_http -= 1;
-            }
-            conn.phase = Phase::Open;
-            self.online += 1;
+        if let Some(conn) = self.conns.get(key) {
+            let next = conn.state.on_upgrade();
+            self.set_state(key, next);
         }
     }
 
-    /// Arm (or re-arm) slot `key`'s deadline `after_ms` from now.
-    pub(crate) fn arm_deadline(&mut self, key: usize, after_ms: u64) {
-        let deadline = self.now + after_ms;
+    /// Arm (or re-arm) slot `key`'s state deadline of `kind`.
+    pub(crate) fn arm_deadline(&mut self, key: usize, kind: DeadlineKind) {
+        let after = match kind {
+            DeadlineKind::Handshake => millis(self.config.handshake_timeout),
+            DeadlineKind::HttpIdle => millis(self.config.http_idle_timeout),
+            DeadlineKind::Close => self.settings.close_timeout_ms,
+        };
+        let deadline = self.now + after;
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
         if let Some(t) = conn.deadline.take() {
             self.timers.cancel(t);
         }
-        conn.deadline = Some(self.timers.insert(deadline, TimerEvent::Deadline(conn.id)));
+        conn.deadline = Some(
+            self.timers
+                .insert(deadline, TimerEvent::Deadline(conn.id, kind)),
+        );
     }
 
-    fn arm_close_timeout(&mut self, key: usize) {
-        self.arm_deadline(key, self.settings.close_timeout_ms);
-    }
-
-    /// Remove slot `key` entirely: timers, counts, the connection itself.
-    /// Returns the connection so the caller can deregister its socket.
+    /// Remove slot `key` entirely: timers, counts, buffers, the connection
+    /// itself. Returns the connection so the caller can deregister its socket.
     pub(crate) fn remove(&mut self, key: usize) -> Option<Connection> {
-        if self.conns.get(key).is_some_and(|c| c.phase == Phase::Open) {
+        if self.conns.get(key).is_some_and(Connection::is_open) {
             self.leave_open(key, CloseReason::ConnectionLost);
         }
-        let conn = self.conns.try_remove(key)?;
-        if conn.phase == Phase::Http {
-            self.pending_http -= 1;
-        }
+        // Leave no state counted.
+        self.set_state(key, State::HalfClosed);
+        let mut conn = self.conns.try_remove(key)?;
         for t in [conn.deadline, conn.heartbeat, conn.auth_deadline]
             .into_iter()
             .flatten()
         {
             self.timers.cancel(t);
+        }
+        conn.output.clear(&mut self.pool);
+        self.gauge.apply(&mut conn.accounted, 0);
+        let ip = conn.peer.ip();
+        if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
         }
         Some(conn)
     }

@@ -34,12 +34,15 @@ impl Drop for TestServer {
     }
 }
 
-/// A config for tests: port 0 on loopback, heartbeats off.
+/// A config for tests: port 0 on loopback, heartbeats off, clients allowed
+/// to `send_to_all` (off by default; `send_to_all_is_off_by_default` in
+/// tests/gateway.rs checks the default).
 pub fn test_config() -> Config {
     let mut config = Config::default();
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.ping_interval = Duration::ZERO;
     config.auth_timeout = Duration::ZERO;
+    config.allow_send_to_all = true;
     config
 }
 

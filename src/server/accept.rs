@@ -1,0 +1,188 @@
+//! Accepting connections, and refusing them with an answer when a limit is
+//! reached: `max_connections`, `max_pending_handshakes` and
+//! `max_connections_per_ip` are answered at once (503 or 429, then close),
+//! never left waiting in the kernel's backlog. Idle keep-alive connections
+//! have a limit of their own (`max_idle_http`) and never hold up new ones.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use gmws_protocol::decoder::{Decoder, Role};
+use mio::net::TcpStream;
+use mio::{Interest, Token};
+
+use super::{Server, WAKER};
+use crate::connection::{Connection, DeadlineKind, State};
+use crate::handler::Handler;
+use crate::hub::TimerEvent;
+
+/// Wait before retrying `accept` after running out of file descriptors.
+const ACCEPT_RETRY_MS: u64 = 100;
+
+impl<H: Handler> Server<H> {
+    pub(super) fn accept_all(&mut self) {
+        while !self.accept_paused {
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, addr)) => self.add_conn(stream, addr),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if is_resource_exhaustion(&e) => {
+                    let now = Instant::now();
+                    if self
+                        .last_exhaustion_log
+                        .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+                    {
+                        log::warn!(
+                            "accept: {e}; pausing accepts ({} connections held)",
+                            self.hub.conns.len()
+                        );
+                        self.last_exhaustion_log = Some(now);
+                    }
+                    self.pause_accept();
+                    return;
+                }
+                // ECONNABORTED and friends concern one pending connection only.
+                Err(e) => log::debug!("accept: {e}"),
+            }
+        }
+    }
+
+    fn pause_accept(&mut self) {
+        if !self.accept_paused {
+            self.accept_paused = true;
+            self.hub
+                .timers
+                .insert(self.hub.now + ACCEPT_RETRY_MS, TimerEvent::AcceptRetry);
+        }
+    }
+
+    pub(super) fn resume_accept(&mut self) {
+        if self.accept_paused {
+            self.accept_paused = false;
+            self.accept_all();
+        }
+    }
+
+    /// Why a new connection from `addr` must be refused, if it must.
+    fn refusal(&self, addr: SocketAddr) -> Option<(&'static str, &'static str)> {
+        if self.hub.conns.len() >= self.config.max_connections {
+            return Some(("503 Service Unavailable", "max_connections"));
+        }
+        if self.hub.counts.pending_http >= self.config.max_pending_handshakes {
+            return Some(("503 Service Unavailable", "max_pending_handshakes"));
+        }
+        let limit = self.config.max_connections_per_ip;
+        if limit > 0
+            && self
+                .hub
+                .per_ip
+                .get(&addr.ip())
+                .is_some_and(|n| *n as usize >= limit)
+        {
+            return Some(("429 Too Many Requests", "max_connections_per_ip"));
+        }
+        None
+    }
+
+    fn add_conn(&mut self, mut stream: TcpStream, addr: SocketAddr) {
+        self.hub.metrics.connections_accepted += 1;
+        // IPv4 peers on a dual-stack listener arrive IPv4-mapped: count them
+        // (and exempt them) as the IPv4 addresses they are.
+        let addr = SocketAddr::new(canonical_ip(addr.ip()), addr.port());
+        if let Some((status, limit)) = self.refusal(addr) {
+            self.hub.metrics.connections_refused += 1;
+            crate::log::peer_log!("{limit} reached: refusing a connection from {addr} ({status})");
+            // Take what the client sent already, so that closing with unread
+            // input does not turn into a reset that eats the answer.
+            let mut sink = [0u8; 4096];
+            let _ = stream.read(&mut sink);
+            let response =
+                format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = stream.write(response.as_bytes());
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        let key = self.hub.conns.vacant_key();
+        if key >= WAKER.0 || u32::try_from(key).is_err() {
+            return;
+        }
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, Token(key), Interest::READABLE)
+        {
+            log::warn!("register: {e}");
+            return;
+        }
+        let decoder = Decoder::new(Role::Server, self.limits);
+        let key = self
+            .hub
+            .insert(|id| Connection::new(stream, id, addr, decoder));
+        if !self.per_ip_exempt.iter().any(|r| r.contains(addr.ip())) {
+            *self.hub.per_ip.entry(addr.ip()).or_insert(0) += 1;
+        }
+        self.hub.arm_deadline(key, DeadlineKind::Handshake);
+    }
+
+    /// A keep-alive connection finished a request and has nothing pending:
+    /// it waits for the next one, at most `http_idle_timeout`, and at most
+    /// `max_idle_http` connections wait so (the oldest are closed first).
+    pub(super) fn go_idle(&mut self, key: usize) {
+        self.hub.set_state(key, State::Http { idle: true });
+        self.hub.arm_deadline(key, DeadlineKind::HttpIdle);
+        if let Some(conn) = self.hub.conns.get(key) {
+            if let Some(timer) = conn.deadline {
+                self.hub.idle_order.push_back((conn.id, timer));
+            }
+        }
+        while self.hub.counts.idle_http > self.config.max_idle_http {
+            let Some((id, timer)) = self.hub.idle_order.pop_front() else {
+                break;
+            };
+            let current = self.hub.conn(id).is_some_and(|c| {
+                c.state == (State::Http { idle: true }) && c.deadline == Some(timer)
+            });
+            if current {
+                self.hub.metrics.idle_http_closed += 1;
+                log::debug!(
+                    "socket {id}: closing the oldest idle keep-alive connection (max_idle_http)"
+                );
+                self.drop_conn(id.slot());
+            }
+        }
+        // Entries of connections that went busy again or closed are stale:
+        // keep the queue in proportion to the idle connections.
+        let idle = self.hub.counts.idle_http;
+        if self.hub.idle_order.len() > 2 * idle + 64 {
+            let hub = &mut self.hub;
+            let conns = &hub.conns;
+            hub.idle_order.retain(|(id, timer)| {
+                conns.get(id.slot()).is_some_and(|c| {
+                    c.id == *id
+                        && c.state == (State::Http { idle: true })
+                        && c.deadline == Some(*timer)
+                })
+            });
+        }
+    }
+}
+
+/// The IPv4 address of an IPv4-mapped IPv6 address, else the address.
+pub(crate) fn canonical_ip(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// EMFILE, ENFILE, ENOBUFS, ENOMEM: the process or system is out of a resource.
+fn is_resource_exhaustion(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12))
+}

@@ -1,0 +1,288 @@
+//! The event loop: one mio `Poll`, a listener, and the hub's connections.
+//!
+//! A turn: poll (timeout = the timer wheel's next expiration); serve the
+//! connections deferred by the last turn first, then this poll's events:
+//! accept, read every readable socket into the one loop-wide read buffer and
+//! dispatch what it decodes; fire due timers; flush every socket with output
+//! (one write per socket per turn); then hold the buffered bytes to
+//! `max_buffer_memory`.
+//!
+//! Fairness: a socket is read at most [`READ_BUDGET`] times a turn, and once
+//! the turn's fan-out work passes `max_fanout_per_turn`, decoding stops for
+//! every socket until the next turn (the undecoded bytes wait in their
+//! connection): one busy sender cannot hold up a quiet client's ping.
+//!
+//! The loop moves bytes and applies the answers of each connection's state
+//! machine ([`crate::connection::State`]); handlers act through the hub.
+
+use std::io::{self, ErrorKind};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gmws_protocol::handshake::{HeadLimits, UpgradePolicy};
+use gmws_protocol::{CloseCode, Limits};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::config::{Config, IpRange};
+use crate::connection::State;
+use crate::handler::{CloseReason, Handler};
+use crate::http::router::{Method, RouteError, Router};
+use crate::http::serve::{self, Route};
+use crate::http::{HttpRequest, Response};
+use crate::hub::{millis, Hub};
+
+mod accept;
+mod dispatch;
+mod read;
+mod timers;
+mod write;
+
+pub(crate) use dispatch::notify_closed;
+
+const LISTENER: Token = Token(usize::MAX);
+const WAKER: Token = Token(usize::MAX - 1);
+/// Room before the read area for carried-over input (a partial frame header
+/// or control frame is at most 139 bytes).
+const RESERVE: usize = 256;
+/// Bytes read per `read` call: room for a 64 KiB message with its header in
+/// one read, so it decodes in place.
+const READ_CHUNK: usize = 256 * 1024;
+/// Reads per socket per turn before it is requeued (1 MiB).
+const READ_BUDGET: u32 = 4;
+
+/// Stops a running [`Server`] from another thread (or a signal handler thread).
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    flag: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl ShutdownHandle {
+    /// Ask the server to shut down: it stops accepting, closes every socket with
+    /// 1001 and returns from `run` within `close_timeout`.
+    pub fn shutdown(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        if let Err(e) = self.waker.wake() {
+            log::error!("shutdown: cannot wake the loop: {e}");
+        }
+    }
+}
+
+/// A WebSocket server: the event loop, its hub, and the application's handler.
+pub struct Server<H: Handler> {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    local_addr: SocketAddr,
+    hub: Hub,
+    handler: H,
+    router: Router<Route>,
+    config: Config,
+    limits: Limits,
+    head_limits: HeadLimits,
+    policy: UpgradePolicy,
+    /// Peers not held to `max_connections_per_ip`.
+    per_ip_exempt: Vec<IpRange>,
+    read_buf: Vec<u8>,
+    /// Connections to serve first next turn (read or fan-out budget spent, or
+    /// a paused HTTP connection whose responses went out).
+    read_again: Vec<usize>,
+    accept_paused: bool,
+    last_exhaustion_log: Option<Instant>,
+    start: Instant,
+    stop: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+    stopping_since: Option<u64>,
+}
+
+impl<H: Handler> Server<H> {
+    /// Bind the listener of `config.listen` and prepare the loop.
+    pub fn bind(config: Config, handler: H) -> io::Result<Server<H>> {
+        config
+            .validate()
+            .map_err(|e| io::Error::new(ErrorKind::InvalidInput, e.to_string()))?;
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(config.listen)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let local_addr = listener.local_addr()?;
+        Ok(Server {
+            poll,
+            listener: Some(listener),
+            local_addr,
+            hub: Hub::new(Arc::new(config.clone())),
+            router: serve::builtin_router(),
+            handler,
+            limits: config.frame_limits(),
+            head_limits: config.head_limits(),
+            policy: config.upgrade_policy(),
+            per_ip_exempt: config.per_ip_exempt_ranges(),
+            config,
+            read_buf: vec![0; RESERVE + READ_CHUNK],
+            read_again: Vec::new(),
+            accept_paused: false,
+            last_exhaustion_log: None,
+            start: Instant::now(),
+            stop: Arc::new(AtomicBool::new(false)),
+            waker,
+            stopping_since: None,
+        })
+    }
+
+    /// The address the listener is bound to (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle that stops this server from another thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            flag: Arc::clone(&self.stop),
+            waker: Arc::clone(&self.waker),
+        }
+    }
+
+    /// Add an HTTP route: `f` answers `method` requests to `pattern` (segments
+    /// like `:name` capture, see [`crate::http::router`]). User routes beside
+    /// the built-in ones; a pattern already taken is an error.
+    pub fn route(
+        &mut self,
+        method: Method,
+        pattern: &str,
+        f: impl FnMut(&mut Hub, &HttpRequest) -> Response + Send + 'static,
+    ) -> Result<(), RouteError> {
+        self.router.add(method, pattern, Route::User(Box::new(f)))
+    }
+
+    /// The hub, to act before `run` (add timers, …).
+    pub fn hub_mut(&mut self) -> &mut Hub {
+        &mut self.hub
+    }
+
+    /// The hub (for inspection between turns, e.g. in tests).
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Run until shut down. Only failures of the poll itself end it with an error.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut fired = Vec::new();
+        loop {
+            let timeout = self.poll_timeout();
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            self.hub.now = millis(self.start.elapsed());
+            self.hub.turn_fanout = 0;
+            // Those deferred last turn have waited longest: they go first.
+            for key in std::mem::take(&mut self.read_again) {
+                if let Some(conn) = self.hub.conns.get_mut(key) {
+                    conn.read_again = false;
+                    self.ready(key, true);
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_all(),
+                    WAKER => {}
+                    Token(key) => {
+                        // After the peer's FIN (or an error) no new edge will
+                        // come: read on to EOF.
+                        let closed = event.is_read_closed() || event.is_error();
+                        if event.is_readable() || closed {
+                            self.ready(key, closed);
+                        }
+                        if event.is_writable() {
+                            self.flush(key);
+                        }
+                    }
+                }
+            }
+            self.hub.timers.poll(self.hub.now, &mut fired);
+            for (timer, event) in fired.drain(..) {
+                self.fire(timer, event);
+            }
+            self.flush_dirty();
+            self.enforce_memory();
+            if self.stop.load(Ordering::Relaxed) && self.shutdown_step() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.read_again.is_empty() || !self.hub.dirty.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let now = millis(self.start.elapsed());
+        let mut next = self.hub.timers.next_expiration();
+        if self.stopping_since.is_some() {
+            next = Some(next.map_or(now + 50, |n| n.min(now + 50)));
+        }
+        next.map(|at| Duration::from_millis(at.saturating_sub(now)))
+    }
+
+    /// One step of a graceful shutdown; true when the loop may return.
+    fn shutdown_step(&mut self) -> bool {
+        let now = self.hub.now;
+        if self.stopping_since.is_none() {
+            log::info!(
+                "shutting down: closing {} sockets",
+                self.hub.online_sockets()
+            );
+            self.stopping_since = Some(now);
+            self.listener = None; // stop accepting: the port is free at once
+            let keys: Vec<usize> = self.hub.conns.iter().map(|(k, _)| k).collect();
+            for key in keys {
+                match self.hub.conns.get(key).map(|c| c.state) {
+                    Some(State::Open) => {
+                        self.hub.begin_close(
+                            key,
+                            CloseCode::GOING_AWAY,
+                            "server shutdown",
+                            CloseReason::Shutdown,
+                        );
+                        self.hub.finish(key);
+                    }
+                    Some(State::Http { .. }) => self.drop_conn(key),
+                    _ => {}
+                }
+            }
+            self.notify_closed();
+            self.flush_dirty();
+        }
+        let deadline = self.stopping_since.unwrap_or(now) + millis(self.config.close_timeout);
+        self.hub.conns.is_empty() || now >= deadline
+    }
+
+    /// Queue slot `key` to be served first next turn.
+    fn defer(&mut self, key: usize) {
+        if let Some(conn) = self.hub.conns.get_mut(key) {
+            if !conn.read_again {
+                conn.read_again = true;
+                self.read_again.push(key);
+            }
+        }
+    }
+
+    /// Close the TCP connection now and forget it.
+    fn drop_conn(&mut self, key: usize) {
+        // on_close first, while the socket's data can still be read.
+        self.hub.leave_open(key, CloseReason::ConnectionLost);
+        self.notify_closed();
+        if self.hub.remove(key).is_some() {
+            self.resume_accept();
+        }
+    }
+
+    /// Run `on_close` for every socket that stopped being online.
+    fn notify_closed(&mut self) {
+        notify_closed(&mut self.hub, &mut self.handler);
+    }
+}
