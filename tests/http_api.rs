@@ -300,6 +300,57 @@ fn http_1_0_closes_unless_keep_alive() {
     );
 }
 
+#[test]
+fn http_1_1_without_host_or_with_two_is_400_and_closed() {
+    let s = gateway(test_config());
+    for (request, reason) in [
+        (&b"GET /healthz HTTP/1.1\r\n\r\n"[..], "missing Host header"),
+        (
+            b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "more than one Host header",
+        ),
+        (
+            b"GET /healthz HTTP/1.1\r\nHost: t\r\nhost: t\r\n\r\n",
+            "more than one Host header",
+        ),
+        // RFC 9112 §3.2 refuses two Host lines whatever the version.
+        (
+            b"GET /healthz HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+            "more than one Host header",
+        ),
+        // The connection closes after the answer: a request pipelined after
+        // the refused one is never run.
+        (
+            b"POST /api/send_to_all HTTP/1.1\r\nContent-Length: 0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+            "missing Host header",
+        ),
+    ] {
+        let out = raw_exchange(s.addr, request);
+        assert!(out.starts_with("HTTP/1.1 400 "), "{out}");
+        assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
+        assert!(
+            out.to_ascii_lowercase().contains("connection: close"),
+            "{out}"
+        );
+        let body = &out[out.find("\r\n\r\n").unwrap() + 4..];
+        let v: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["error"], reason, "{out}");
+    }
+    // On a keep-alive connection, the good request is served and the bad one
+    // ends the connection.
+    let mut stream = TcpStream::connect(s.addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_http_response(&mut stream).status, 200);
+    assert_error(&read_http_response(&mut stream), 400);
+    assert_eq!(read_to_close(&mut stream), "");
+    // HTTP/1.0 may omit Host (the test above, http_1_0_closes_unless_keep_alive, too).
+    let out = raw_exchange(s.addr, b"GET /status HTTP/1.0\r\n\r\n");
+    assert!(out.starts_with("HTTP/1.1 200 "), "{out}");
+}
+
 // ---- The API ----
 
 fn message_from_server(to: Value, message: Value) -> Value {
