@@ -508,8 +508,13 @@ static KEYS: &[Key] = &[
     key!(
         api_key,
         OptText,
-        "Bearer token for /api/*; unset: the API answers loopback peers only.",
+        "Bearer token for /api/* (Authorization: Bearer KEY); unset: the API is refused.",
         secret
+    ),
+    key!(
+        api_trust_loopback,
+        Bool,
+        "Without api_key, let loopback peers use /api/* without a key (unsafe behind a local reverse proxy)."
     ),
     key!(
         auth_secret,
@@ -1024,6 +1029,7 @@ mod tests {
         assert_eq!(config.ping_interval, default.ping_interval);
         assert_eq!(config.protocols, default.protocols);
         assert_eq!(config.api_key, None);
+        assert!(!config.api_trust_loopback);
         let config = loaded(&["serve"], &[]);
         assert_eq!(config.max_message_size, default.max_message_size);
     }
@@ -1390,6 +1396,8 @@ listen = "0.0.0.0:9000"
             "[env GMWS_MAX_MESSAGE_SIZE] (default 1MiB)",
             "[env GMWS_MAX_REQUEST_HEAD] (default 8KiB)",
             "[env GMWS_API_KEY] (default (unset))",
+            "--api-trust-loopback BOOL",
+            "[env GMWS_API_TRUST_LOOPBACK] (default false)",
             "[env GMWS_ALLOWED_ORIGINS] (default (empty))",
             "[env GMWS_DEMO_PAGE] (default true)",
             "[env GMWS_LOG_LEVEL] (default info)",

@@ -64,8 +64,18 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Subprotocols offered to clients (default none).
     pub protocols: Vec<String>,
-    /// Bearer token for `/api/*`; unset (default): the API answers loopback peers only.
+    /// Bearer token for `/api/*` (default unset). When set, every request to
+    /// the API must carry `Authorization: Bearer <api_key>` (401 otherwise),
+    /// from loopback too. Unset: the API is refused (403) unless
+    /// `api_trust_loopback` is on.
     pub api_key: Option<String>,
+    /// With no `api_key`, let loopback peers (`127.0.0.0/8`, `::1`,
+    /// `::ffff:127.0.0.1`) use `/api/*` without a key (default false: the API
+    /// is refused until `api_key` is set). Off by default because behind a
+    /// reverse proxy on the same host every request comes from 127.0.0.1, so
+    /// trusting loopback would make the API public. Without effect when
+    /// `api_key` is set.
+    pub api_trust_loopback: bool,
     /// HS256 secret for bind tokens; unset (default): `bind` trusts the client id given.
     pub auth_secret: Option<String>,
     /// Most groups one socket may join (default 128).
@@ -113,6 +123,7 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             protocols: Vec::new(),
             api_key: None,
+            api_trust_loopback: false,
             auth_secret: None,
             max_groups_per_socket: 128,
             max_group_name: 255,
@@ -153,6 +164,7 @@ impl std::fmt::Debug for Config {
             .field("allowed_origins", &self.allowed_origins)
             .field("protocols", &self.protocols)
             .field("api_key", &secret(&self.api_key))
+            .field("api_trust_loopback", &self.api_trust_loopback)
             .field("auth_secret", &secret(&self.auth_secret))
             .field("max_groups_per_socket", &self.max_groups_per_socket)
             .field("max_group_name", &self.max_group_name)

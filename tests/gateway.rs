@@ -135,7 +135,7 @@ fn bind_and_ping_replies() {
 
 #[test]
 fn client_id_as_a_json_integer_is_kept_as_its_decimal_string() {
-    let s = gateway(test_config());
+    let s = gateway(api_test_config());
     let (mut c, id) = connect(s.addr);
     c.send_json(&json!({"type": "bind", "data": {"client_id": 12345678901234u64}}));
     assert_eq!(
@@ -162,7 +162,7 @@ fn client_id_as_a_json_integer_is_kept_as_its_decimal_string() {
 
 #[test]
 fn join_and_leave_replies() {
-    let s = gateway(test_config());
+    let s = gateway(api_test_config());
     let (mut c, _) = connect_bound(s.addr, "alice");
     c.send_json(&json!({"type": "join", "data": {"group": "room1"}}));
     assert_eq!(
@@ -344,7 +344,7 @@ fn bad_json_and_unknown_types_get_errors_and_the_connection_stays() {
 
 #[test]
 fn malformed_requests_are_bad_request() {
-    let s = gateway(test_config());
+    let s = gateway(api_test_config());
     let (mut c, _) = connect_bound(s.addr, "alice");
     for (kind, data) in [
         ("join", json!({})),
@@ -406,7 +406,7 @@ fn disabled_actions_are_forbidden() {
         ("leave", |c| c.allow_join = false, json!({"group": "g"})),
     ];
     for (kind, disable, data) in cases {
-        let mut config = test_config();
+        let mut config = api_test_config();
         disable(&mut config);
         let s = gateway(config);
         let (mut c, _) = connect_bound(s.addr, "alice");
@@ -523,7 +523,7 @@ fn tungstenite_clients_speak_the_protocol() {
 const SECRET: &str = "s3cret-for-tests";
 
 fn jwt_gateway() -> TestServer {
-    let mut config = test_config();
+    let mut config = api_test_config();
     config.auth_secret = Some(SECRET.to_owned());
     gateway(config)
 }
