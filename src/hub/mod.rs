@@ -117,8 +117,6 @@ pub struct Hub {
     /// Capacity held in `spare_buffers`.
     spare_bytes: usize,
     config: Arc<Config>,
-    /// When the loop started, in seconds since the Unix epoch.
-    started_unix: u64,
 }
 
 impl Hub {
@@ -133,9 +131,6 @@ impl Hub {
             spare_buffers: Vec::new(),
             spare_bytes: 0,
             config,
-            started_unix: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
             conns: Slab::new(),
             next_generation: 1,
             timers: TimerWheel::new(),
@@ -173,12 +168,6 @@ impl Hub {
     /// Seconds since the loop started.
     pub fn uptime_secs(&self) -> u64 {
         self.now / 1000
-    }
-
-    /// Seconds since the Unix epoch when the loop started (add `uptime_secs`
-    /// for the current time without reading the clock).
-    pub fn started_unix_secs(&self) -> u64 {
-        self.started_unix
     }
 
     /// The server's configuration.
