@@ -36,5 +36,7 @@ taskset -c 1 "$gmws" load idle --target "127.0.0.1:$PORT" -c "$IDLE_CONNS" --hol
 kill "$server"; wait "$server" 2>/dev/null || true
 
 echo "== broadcast: $SUBSCRIBERS subscribers in one group, published through the HTTP API"
-run_server --ping-interval 0 --auth-timeout 0
-taskset -c 1 "$gmws" load broadcast --target "127.0.0.1:$PORT" -c "$SUBSCRIBERS" -w 1 -d 5 --pid "$server" | tail -5
+# The API needs a key (without one it is refused); a fresh one per run.
+API_KEY="scale-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+GMWS_API_KEY="$API_KEY" run_server --ping-interval 0 --auth-timeout 0
+taskset -c 1 "$gmws" load broadcast --target "127.0.0.1:$PORT" -c "$SUBSCRIBERS" -w 1 -d 5 --pid "$server" --api-key "$API_KEY" | tail -5

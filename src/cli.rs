@@ -543,14 +543,39 @@ static KEYS: &[Key] = &[
     key!(
         api_key,
         OptText,
-        "Bearer token for /api/*; unset: the API answers loopback peers only.",
+        "Bearer token for /api/* (Authorization: Bearer KEY); unset: the API is refused.",
         secret
+    ),
+    key!(
+        api_trust_loopback,
+        Bool,
+        "Without api_key, let loopback peers use /api/* keyless (unsafe behind a local proxy)."
     ),
     key!(
         auth_secret,
         OptText,
-        "HS256 secret for bind tokens; unset: bind trusts the client id given.",
+        "HS256 secret for bind tokens, at least 32 bytes; unset: bind trusts the client id given.",
         secret
+    ),
+    key!(
+        auth_require_exp,
+        Bool,
+        "Whether a bind token must have an exp claim."
+    ),
+    key!(
+        auth_audience,
+        OptText,
+        "When set, a bind token's aud (string or array) must hold it."
+    ),
+    key!(
+        auth_issuer,
+        OptText,
+        "When set, a bind token's iss must equal it."
+    ),
+    key!(
+        auth_leeway,
+        Seconds,
+        "Seconds of clock skew tolerated on a bind token's exp and nbf."
     ),
     key!(
         max_groups_per_socket,
@@ -1069,6 +1094,7 @@ mod tests {
         assert_eq!(config.ping_interval, default.ping_interval);
         assert_eq!(config.protocols, default.protocols);
         assert_eq!(config.api_key, None);
+        assert!(!config.api_trust_loopback);
         let config = loaded(&["serve"], &[]);
         assert_eq!(config.max_message_size, default.max_message_size);
     }
@@ -1355,10 +1381,35 @@ listen = "0.0.0.0:9000"
 
     #[test]
     fn optional_strings_are_unset_by_empty() {
-        let c = loaded(&["--auth-secret", ""], &[("GMWS_AUTH_SECRET", "s")]);
+        let secret = "s".repeat(32);
+        let c = loaded(&["--auth-secret", ""], &[("GMWS_AUTH_SECRET", &secret)]);
         assert_eq!(c.auth_secret, None);
-        let c = loaded(&[], &[("GMWS_AUTH_SECRET", "s")]);
-        assert_eq!(c.auth_secret.as_deref(), Some("s"));
+        let c = loaded(&[], &[("GMWS_AUTH_SECRET", &secret)]);
+        assert_eq!(c.auth_secret.as_deref(), Some(secret.as_str()));
+        let c = loaded(&["--auth-audience", "", "--auth-issuer", "me"], &[]);
+        assert_eq!(c.auth_audience, None);
+        assert_eq!(c.auth_issuer.as_deref(), Some("me"));
+    }
+
+    #[test]
+    fn auth_token_keys() {
+        let c = loaded(&[], &[]);
+        assert!(c.auth_require_exp);
+        assert_eq!(c.auth_leeway, Duration::from_secs(30));
+        assert_eq!((c.auth_audience, c.auth_issuer), (None, None));
+        let file = TempFile::new(
+            "auth_require_exp = false\nauth_leeway = 2.5\nauth_audience = \"gmws\"\n",
+        );
+        let c = loaded(
+            &["--config", file.path(), "--auth-issuer=https://id.example"],
+            &[("GMWS_AUTH_LEEWAY", "5")],
+        );
+        assert!(!c.auth_require_exp);
+        assert_eq!(c.auth_leeway, Duration::from_secs(5)); // env over file
+        assert_eq!(c.auth_audience.as_deref(), Some("gmws"));
+        assert_eq!(c.auth_issuer.as_deref(), Some("https://id.example"));
+        let c = loaded(&["--config", file.path()], &[]);
+        assert_eq!(c.auth_leeway, Duration::from_millis(2500));
     }
 
     #[test]
@@ -1371,6 +1422,19 @@ listen = "0.0.0.0:9000"
             error(&[], &[("GMWS_LOG_LEVEL", "loud")]),
             CliError::Invalid(_)
         ));
+        // A short auth_secret is refused at start, naming the key and the
+        // minimum, never the secret.
+        let e = error(&[], &[("GMWS_AUTH_SECRET", "tooshort-s3cret")]);
+        assert!(matches!(
+            e,
+            CliError::Invalid(ConfigError::SecretTooShort("auth_secret", 32))
+        ));
+        let text = e.to_string();
+        assert!(
+            text.contains("auth_secret: must be at least 32 bytes"),
+            "{text}"
+        );
+        assert!(!text.contains("s3cret"), "{text}");
     }
 
     #[test]
@@ -1401,7 +1465,10 @@ listen = "0.0.0.0:9000"
     fn secrets_are_never_printed() {
         let (command, warnings) = run(
             &["--api-key", "s3cret"],
-            &[("GMWS_AUTH_SECRET", "t0ps3cret")],
+            &[(
+                "GMWS_AUTH_SECRET",
+                "t0ps3cret-t0ps3cret-t0ps3cret-t0ps3cret",
+            )],
         )
         .expect("serve");
         let shown = format!("{command:?}");
@@ -1435,6 +1502,12 @@ listen = "0.0.0.0:9000"
             "[env GMWS_MAX_MESSAGE_SIZE] (default 1MiB)",
             "[env GMWS_MAX_REQUEST_HEAD] (default 8KiB)",
             "[env GMWS_API_KEY] (default (unset))",
+            "--api-trust-loopback BOOL",
+            "[env GMWS_API_TRUST_LOOPBACK] (default false)",
+            "[env GMWS_AUTH_REQUIRE_EXP] (default true)",
+            "--auth-leeway SECONDS",
+            "[env GMWS_AUTH_LEEWAY] (default 30)",
+            "[env GMWS_AUTH_AUDIENCE] (default (unset))",
             "[env GMWS_ALLOWED_ORIGINS] (default (empty))",
             "[env GMWS_DEMO_PAGE] (default true)",
             "[env GMWS_LOG_LEVEL] (default info)",

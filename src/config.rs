@@ -10,6 +10,8 @@ use std::time::Duration;
 use gmws_protocol::handshake::{HeadLimits, UpgradePolicy};
 use gmws_protocol::Limits;
 
+use crate::auth::jwt::{VerifyOptions, MIN_SECRET_LEN};
+
 /// Everything the server can be told. Build with `Config::default()` and set
 /// fields; [`Config::validate`] checks the combination once at start.
 ///
@@ -93,10 +95,34 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Subprotocols offered to clients (default none).
     pub protocols: Vec<String>,
-    /// Bearer token for `/api/*`; unset (default): the API answers loopback peers only.
+    /// Bearer token for `/api/*` (default unset). When set, every request to
+    /// the API must carry `Authorization: Bearer <api_key>` (401 otherwise),
+    /// from loopback too. Unset: the API is refused (403) unless
+    /// `api_trust_loopback` is on.
     pub api_key: Option<String>,
-    /// HS256 secret for bind tokens; unset (default): `bind` trusts the client id given.
+    /// With no `api_key`, let loopback peers (`127.0.0.0/8`, `::1`,
+    /// `::ffff:127.0.0.1`) use `/api/*` without a key (default false: the API
+    /// is refused until `api_key` is set). Off by default because behind a
+    /// reverse proxy on the same host every request comes from 127.0.0.1, so
+    /// trusting loopback would make the API public. Without effect when
+    /// `api_key` is set.
+    pub api_trust_loopback: bool,
+    /// HS256 secret for bind tokens; unset (default): `bind` trusts the client
+    /// id given. At least [`MIN_SECRET_LEN`] (32) bytes, else the server does
+    /// not start (RFC 7518 §3.2: a key as long as the hash).
     pub auth_secret: Option<String>,
+    /// Whether a bind token must have an `exp` claim (default true): a token
+    /// that never expires cannot be revoked short of changing the secret.
+    pub auth_require_exp: bool,
+    /// When set, a bind token's `aud` (a string or an array of strings) must
+    /// hold this value (default unset: `aud` is not checked).
+    pub auth_audience: Option<String>,
+    /// When set, a bind token's `iss` must equal this value (default unset:
+    /// `iss` is not checked).
+    pub auth_issuer: Option<String>,
+    /// Clock skew tolerated on a bind token's `exp` and `nbf` (default 30 s;
+    /// whole seconds, a fraction is dropped).
+    pub auth_leeway: Duration,
     /// Most groups one socket may join (default 128).
     pub max_groups_per_socket: usize,
     /// Longest group name in bytes (default 255).
@@ -155,7 +181,12 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             protocols: Vec::new(),
             api_key: None,
+            api_trust_loopback: false,
             auth_secret: None,
+            auth_require_exp: true,
+            auth_audience: None,
+            auth_issuer: None,
+            auth_leeway: Duration::from_secs(30),
             max_groups_per_socket: 128,
             max_group_name: 255,
             max_client_id: 255,
@@ -204,7 +235,12 @@ impl std::fmt::Debug for Config {
             .field("allowed_origins", &self.allowed_origins)
             .field("protocols", &self.protocols)
             .field("api_key", &secret(&self.api_key))
+            .field("api_trust_loopback", &self.api_trust_loopback)
             .field("auth_secret", &secret(&self.auth_secret))
+            .field("auth_require_exp", &self.auth_require_exp)
+            .field("auth_audience", &self.auth_audience)
+            .field("auth_issuer", &self.auth_issuer)
+            .field("auth_leeway", &self.auth_leeway)
             .field("max_groups_per_socket", &self.max_groups_per_socket)
             .field("max_group_name", &self.max_group_name)
             .field("max_client_id", &self.max_client_id)
@@ -232,6 +268,8 @@ pub enum ConfigError {
     Conflict(&'static str, &'static str, String),
     /// An entry of a list key cannot be read: the key and the entry.
     BadEntry(&'static str, String),
+    /// A secret is shorter than it must be: the key and the minimum in bytes.
+    SecretTooShort(&'static str, usize),
 }
 
 impl std::fmt::Display for ConfigError {
@@ -242,6 +280,10 @@ impl std::fmt::Display for ConfigError {
             ConfigError::BadEntry(key, entry) => {
                 write!(f, "{key}: {entry:?} is not an IP address or CIDR range")
             }
+            ConfigError::SecretTooShort(key, min) => write!(
+                f,
+                "{key}: must be at least {min} bytes (e.g. the output of `openssl rand -hex 32`)"
+            ),
         }
     }
 }
@@ -341,6 +383,13 @@ impl Config {
                 return Err(ConfigError::BadEntry("per_ip_exempt", entry.clone()));
             }
         }
+        if self
+            .auth_secret
+            .as_ref()
+            .is_some_and(|s| s.len() < MIN_SECRET_LEN)
+        {
+            return Err(ConfigError::SecretTooShort("auth_secret", MIN_SECRET_LEN));
+        }
         Ok(())
     }
 
@@ -358,6 +407,17 @@ impl Config {
             .iter()
             .filter_map(|e| IpRange::parse(e))
             .collect()
+    }
+
+    /// What a bind token must satisfy besides its signature: `auth_leeway`,
+    /// `auth_require_exp`, `auth_audience` and `auth_issuer`.
+    pub fn verify_options(&self) -> VerifyOptions<'_> {
+        VerifyOptions {
+            leeway: self.auth_leeway,
+            require_exp: self.auth_require_exp,
+            audience: self.auth_audience.as_deref(),
+            issuer: self.auth_issuer.as_deref(),
+        }
     }
 
     /// The frame limits for the decoder.
@@ -488,6 +548,51 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn auth_secret_needs_32_bytes() {
+        let with = |secret: &str| Config {
+            auth_secret: Some(secret.to_owned()),
+            ..Config::default()
+        };
+        let short = with(&"s".repeat(31));
+        assert_eq!(
+            short.validate(),
+            Err(ConfigError::SecretTooShort("auth_secret", 32))
+        );
+        let text = short.validate().unwrap_err().to_string();
+        assert!(
+            text.starts_with("auth_secret: must be at least 32 bytes"),
+            "{text}"
+        );
+        assert!(!text.contains("sss"), "{text}");
+        assert_eq!(with("").validate().map_err(|e| e.to_string()), Err(text));
+        assert_eq!(with(&"s".repeat(32)).validate(), Ok(()));
+        // Unset is fine (bind then trusts the client id, warned at start).
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn verify_options_follow_the_keys() {
+        let default = Config::default();
+        assert_eq!(default.verify_options(), VerifyOptions::default());
+        let config = Config {
+            auth_require_exp: false,
+            auth_audience: Some("gmws".into()),
+            auth_issuer: Some("me".into()),
+            auth_leeway: Duration::from_secs(5),
+            ..Config::default()
+        };
+        assert_eq!(
+            config.verify_options(),
+            VerifyOptions {
+                leeway: Duration::from_secs(5),
+                require_exp: false,
+                audience: Some("gmws"),
+                issuer: Some("me"),
+            }
+        );
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! not block: they run on the event loop. A panic inside a hook is caught; the
 //! socket the hook was called for is closed with 1011 and the loop goes on.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use serde_json::{json, Value};
 
 use crate::auth::jwt;
@@ -85,7 +87,11 @@ pub trait Handler {
     ///
     /// The default takes `data.client_id` (a string, or an integer kept as its
     /// decimal string). With `auth_secret` configured, `data.token` must be an
-    /// HS256 JWT signed with it, unexpired, whose `sub` is that client id.
+    /// HS256 JWT signed with it whose `sub` is that client id, checked against
+    /// the wall clock of the moment and the `auth_*` keys: an `exp` (unless
+    /// `auth_require_exp` is off) not passed and an `nbf` reached, both give or
+    /// take `auth_leeway`; `aud` holding `auth_audience` and `iss` equal to
+    /// `auth_issuer` when those are set (see [`jwt`]).
     fn on_auth(&mut self, hub: &mut Hub, socket: SocketId, data: &Value) -> Result<String, String> {
         let _ = socket;
         default_auth(hub, data)
@@ -175,10 +181,13 @@ pub fn default_auth(hub: &Hub, data: &Value) -> Result<String, String> {
         .get("token")
         .and_then(Value::as_str)
         .ok_or("data.token required")?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    // The wall clock at each verification: token times are wall-clock times.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let claims = jwt::verify_hs256(token, secret.as_bytes(), now).map_err(|e| e.to_string())?;
+    let options = hub.config().verify_options();
+    let claims =
+        jwt::verify_hs256(token, secret.as_bytes(), now, &options).map_err(|e| e.to_string())?;
     if claims.sub != client_id {
         return Err("token subject does not match client_id".to_owned());
     }

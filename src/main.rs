@@ -40,8 +40,14 @@ fn main() -> ExitCode {
     if config.auth_secret.is_none() {
         log::warn!("no auth_secret set: `bind` trusts the client_id a client sends (set auth_secret to require HS256 tokens)");
     }
-    if config.api_key.is_none() {
-        log::info!("no api_key set: /api/ answers loopback peers only");
+    match (config.api_key.is_some(), config.api_trust_loopback) {
+        (true, _) => {}
+        (false, false) => log::info!(
+            "no api_key set: /api/ is refused (set api_key, or api_trust_loopback to let loopback peers in without a key)"
+        ),
+        (false, true) => log::warn!(
+            "api_trust_loopback: /api/ answers every loopback peer without a key; behind a reverse proxy on this host that is every client (set api_key instead)"
+        ),
     }
     let listen = config.listen;
     let mut server = match Server::bind(config, Gateway) {

@@ -135,7 +135,7 @@ fn bind_and_ping_replies() {
 
 #[test]
 fn client_id_as_a_json_integer_is_kept_as_its_decimal_string() {
-    let s = gateway(test_config());
+    let s = gateway(api_test_config());
     let (mut c, id) = connect(s.addr);
     c.send_json(&json!({"type": "bind", "data": {"client_id": 12345678901234u64}}));
     assert_eq!(
@@ -162,7 +162,7 @@ fn client_id_as_a_json_integer_is_kept_as_its_decimal_string() {
 
 #[test]
 fn join_and_leave_replies() {
-    let s = gateway(test_config());
+    let s = gateway(api_test_config());
     let (mut c, _) = connect_bound(s.addr, "alice");
     c.send_json(&json!({"type": "join", "data": {"group": "room1"}}));
     assert_eq!(
@@ -344,7 +344,7 @@ fn bad_json_and_unknown_types_get_errors_and_the_connection_stays() {
 
 #[test]
 fn malformed_requests_are_bad_request() {
-    let s = gateway(test_config());
+    let s = gateway(api_test_config());
     let (mut c, _) = connect_bound(s.addr, "alice");
     for (kind, data) in [
         ("join", json!({})),
@@ -406,7 +406,7 @@ fn disabled_actions_are_forbidden() {
         ("leave", |c| c.allow_join = false, json!({"group": "g"})),
     ];
     for (kind, disable, data) in cases {
-        let mut config = test_config();
+        let mut config = api_test_config();
         disable(&mut config);
         let s = gateway(config);
         let (mut c, _) = connect_bound(s.addr, "alice");
@@ -520,17 +520,44 @@ fn tungstenite_clients_speak_the_protocol() {
 
 // ---- JWT binding ----
 
-const SECRET: &str = "s3cret-for-tests";
+/// 36 bytes: `auth_secret` must have at least 32.
+const SECRET: &str = "s3cret-for-tests-of-at-least-32-bytes";
+
+fn jwt_config() -> Config {
+    let mut config = api_test_config();
+    config.auth_secret = Some(SECRET.to_owned());
+    config
+}
 
 fn jwt_gateway() -> TestServer {
-    let mut config = test_config();
-    config.auth_secret = Some(SECRET.to_owned());
-    gateway(config)
+    gateway(jwt_config())
 }
 
 fn try_bind(c: &mut Client, data: Value) -> Value {
     c.send_json(&json!({"type": "bind", "data": data}));
     c.recv_json()
+}
+
+/// Expect `bind` with `claims` signed by SECRET to be refused with a message
+/// holding `why`, leaving the socket unbound and open.
+fn expect_bind_refused(c: &mut Client, claims: Value, why: &str) {
+    let token = sign_hs256(&claims, SECRET.as_bytes());
+    let v = try_bind(c, json!({"client_id": "alice", "token": token}));
+    assert_eq!(v["data"]["code"], "auth_failed", "{claims}: {v}");
+    let message = v["data"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(why), "{claims}: {v}");
+    c.send_json(&json!({"type": "join", "data": {"group": "g"}}));
+    expect_error(c, "not_bound", Some("join"));
+}
+
+fn expect_bind_ok(c: &mut Client, id: &str, claims: Value) {
+    let token = sign_hs256(&claims, SECRET.as_bytes());
+    let v = try_bind(c, json!({"client_id": "alice", "token": token}));
+    assert_eq!(
+        v,
+        json!({"type": "bind", "data": {"socket_id": id, "client_id": "alice"}}),
+        "{claims}"
+    );
 }
 
 #[test]
@@ -545,9 +572,12 @@ fn jwt_valid_token_binds() {
         try_bind(&mut c, json!({"client_id": "alice", "token": token})),
         json!({"type": "bind", "data": {"socket_id": id, "client_id": "alice"}})
     );
-    // Without exp too; and an integer sub with an integer client id.
+    // An integer sub with an integer client id.
     let (mut d, _) = connect(s.addr);
-    let token = sign_hs256(&json!({"sub": 42}), SECRET.as_bytes());
+    let token = sign_hs256(
+        &json!({"sub": 42, "exp": now_unix() + 600}),
+        SECRET.as_bytes(),
+    );
     let v = try_bind(&mut d, json!({"client_id": 42, "token": token}));
     assert_eq!(v["data"]["client_id"], "42", "{v}");
     let r = http_get(s.addr, "/api/clients/alice").json();
@@ -561,9 +591,14 @@ fn jwt_bad_tokens_are_auth_failed_and_the_socket_stays_unbound() {
     let later = now_unix() + 600;
     let cases = [
         (
-            "expired",
+            "expired beyond the leeway",
             json!({"client_id": "alice",
-                   "token": sign_hs256(&json!({"sub": "alice", "exp": now_unix() - 10}), secret)}),
+                   "token": sign_hs256(&json!({"sub": "alice", "exp": now_unix() - 120}), secret)}),
+        ),
+        (
+            "no exp",
+            json!({"client_id": "alice",
+                   "token": sign_hs256(&json!({"sub": "alice"}), secret)}),
         ),
         (
             "wrong signature",
@@ -587,7 +622,7 @@ fn jwt_bad_tokens_are_auth_failed_and_the_socket_stays_unbound() {
         (
             "not yet valid",
             json!({"client_id": "alice",
-                   "token": sign_hs256(&json!({"sub": "alice", "nbf": later}), secret)}),
+                   "token": sign_hs256(&json!({"sub": "alice", "nbf": later, "exp": later + 60}), secret)}),
         ),
     ];
     let (mut c, _) = connect(s.addr);
@@ -618,6 +653,164 @@ fn jwt_bad_tokens_are_auth_failed_and_the_socket_stays_unbound() {
     // And the right token still works on the same socket.
     let v = try_bind(&mut c, json!({"client_id": "alice", "token": token}));
     assert_eq!(v["type"], "bind", "{v}");
+}
+
+#[test]
+fn jwt_exp_is_required_unless_auth_require_exp_is_off() {
+    let s = jwt_gateway();
+    let (mut c, _) = connect(s.addr);
+    expect_bind_refused(&mut c, json!({"sub": "alice"}), "token has no expiry (exp)");
+    expect_bind_refused(
+        &mut c,
+        json!({"sub": "alice", "nbf": now_unix() - 5}),
+        "token has no expiry (exp)",
+    );
+
+    let mut config = jwt_config();
+    config.auth_require_exp = false;
+    let s = gateway(config);
+    let (mut c, id) = connect(s.addr);
+    expect_bind_ok(&mut c, &id, json!({"sub": "alice"}));
+    // An exp, when present, still counts.
+    let (mut d, _) = connect(s.addr);
+    expect_bind_refused(
+        &mut d,
+        json!({"sub": "alice", "exp": now_unix() - 120}),
+        "token has expired",
+    );
+}
+
+#[test]
+fn jwt_leeway_absorbs_clock_skew() {
+    // The default leeway is 30 s: 10 s past exp or before nbf still binds.
+    let s = jwt_gateway();
+    let now = now_unix();
+    for claims in [
+        json!({"sub": "alice", "exp": now - 10}),
+        json!({"sub": "alice", "exp": now + 600, "nbf": now + 10}),
+    ] {
+        let (mut c, id) = connect(s.addr);
+        expect_bind_ok(&mut c, &id, claims);
+    }
+    let (mut c, _) = connect(s.addr);
+    expect_bind_refused(
+        &mut c,
+        json!({"sub": "alice", "exp": now - 60}),
+        "token has expired",
+    );
+    expect_bind_refused(
+        &mut c,
+        json!({"sub": "alice", "exp": now + 600, "nbf": now + 120}),
+        "token is not valid yet",
+    );
+
+    // With no leeway, 10 s past exp is expired.
+    let mut config = jwt_config();
+    config.auth_leeway = Duration::ZERO;
+    let s = gateway(config);
+    let (mut c, _) = connect(s.addr);
+    expect_bind_refused(
+        &mut c,
+        json!({"sub": "alice", "exp": now - 10}),
+        "token has expired",
+    );
+    expect_bind_refused(
+        &mut c,
+        json!({"sub": "alice", "exp": now + 600, "nbf": now + 10}),
+        "token is not valid yet",
+    );
+}
+
+#[test]
+fn jwt_audience_and_issuer_when_configured() {
+    let mut config = jwt_config();
+    config.auth_audience = Some("gmws".to_owned());
+    config.auth_issuer = Some("https://id.example".to_owned());
+    let s = gateway(config);
+    let exp = now_unix() + 600;
+    let iss = "https://id.example";
+    for aud in [json!("gmws"), json!(["other", "gmws"])] {
+        let (mut c, id) = connect(s.addr);
+        expect_bind_ok(
+            &mut c,
+            &id,
+            json!({"sub": "alice", "exp": exp, "iss": iss, "aud": aud}),
+        );
+    }
+    let (mut c, _) = connect(s.addr);
+    for (claims, why) in [
+        (
+            json!({"sub": "alice", "exp": exp, "iss": iss}),
+            "audience (aud)",
+        ),
+        (
+            json!({"sub": "alice", "exp": exp, "iss": iss, "aud": "other"}),
+            "audience (aud)",
+        ),
+        (
+            json!({"sub": "alice", "exp": exp, "iss": iss, "aud": ["other"]}),
+            "audience (aud)",
+        ),
+        (
+            json!({"sub": "alice", "exp": exp, "aud": "gmws"}),
+            "issuer (iss)",
+        ),
+        (
+            json!({"sub": "alice", "exp": exp, "iss": "https://evil.example", "aud": "gmws"}),
+            "issuer (iss)",
+        ),
+        (
+            json!({"sub": "alice", "exp": exp, "iss": iss, "aud": 7}),
+            "invalid token claims",
+        ),
+    ] {
+        expect_bind_refused(&mut c, claims, why);
+    }
+    assert_alive(&mut c);
+
+    // Unset (the default), aud and iss are not looked at.
+    let s = jwt_gateway();
+    let (mut c, id) = connect(s.addr);
+    expect_bind_ok(
+        &mut c,
+        &id,
+        json!({"sub": "alice", "exp": exp, "iss": "anyone", "aud": ["whatever"]}),
+    );
+}
+
+#[test]
+fn a_short_auth_secret_is_a_start_up_error() {
+    let mut config = test_config();
+    config.auth_secret = Some("s".repeat(31));
+    let error = match gmws::Server::bind(config, Gateway) {
+        Ok(_) => panic!("a 31-byte auth_secret was accepted"),
+        Err(e) => e,
+    };
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+    let text = error.to_string();
+    assert!(
+        text.contains("auth_secret: must be at least 32 bytes"),
+        "{text}"
+    );
+    assert!(!text.contains("sss"), "{text}");
+
+    // The binary refuses to start, naming the key, never the secret.
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gmws"));
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("GMWS_")) {
+        command.env_remove(key);
+    }
+    let out = command
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("GMWS_AUTH_SECRET", "short-s3cret")
+        .output()
+        .expect("run gmws");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("auth_secret: must be at least 32 bytes"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("short-s3cret"), "{stderr}");
 }
 
 // ---- Heartbeats and the auth deadline ----

@@ -197,6 +197,37 @@ fn bad_key_is_400() {
 }
 
 #[test]
+fn upgrade_without_host_or_with_two_is_400() {
+    with_canary(test_config(), |addr| {
+        let host = format!("Host: {addr}\r\n");
+        for (replacement, reason) in [
+            (String::new(), "missing Host header"),
+            (format!("{host}{host}"), "more than one Host header"),
+            (
+                format!("{host}Host: evil.example\r\n"),
+                "more than one Host header",
+            ),
+        ] {
+            let req = upgrade_request(addr).replace(&host, &replacement);
+            let response = raw_exchange(addr, req.as_bytes());
+            assert!(response.starts_with("HTTP/1.1 400 "), "{response}");
+            assert!(
+                response.ends_with(&format!("\r\n\r\n{reason}\n")),
+                "{response}"
+            );
+            assert!(!response.contains("Sec-WebSocket-Accept"), "{response}");
+        }
+        // HTTP/1.0 without Host is still refused, for its version.
+        let req = upgrade_request(addr)
+            .replace(&host, "")
+            .replacen("HTTP/1.1", "HTTP/1.0", 1);
+        let response = raw_exchange(addr, req.as_bytes());
+        assert!(response.starts_with("HTTP/1.1 400 "), "{response}");
+        assert!(response.contains("HTTP/1.1 required"), "{response}");
+    });
+}
+
+#[test]
 fn post_upgrade_is_405() {
     with_canary(test_config(), |addr| {
         let req = upgrade_request(addr).replacen("GET", "POST", 1);

@@ -108,8 +108,11 @@ pub enum HandshakeError {
     HttpVersion,
     /// An upgrade request whose method is not GET.
     MethodNotAllowed,
-    /// No `Host` header.
+    /// An HTTP/1.1 request without a `Host` header (RFC 9112 §3.2).
     MissingHost,
+    /// A request with more than one `Host` header line (RFC 9112 §3.2: 400,
+    /// whatever the HTTP version).
+    DuplicateHost,
     /// No `Upgrade: websocket` token.
     NotWebSocketUpgrade,
     /// No `upgrade` token in `Connection`.
@@ -147,6 +150,7 @@ impl HandshakeError {
             HandshakeError::Malformed
             | HandshakeError::HttpVersion
             | HandshakeError::MissingHost
+            | HandshakeError::DuplicateHost
             | HandshakeError::BadKey
             | HandshakeError::BadResponse
             | HandshakeError::UnofferedSubprotocol
@@ -164,6 +168,7 @@ impl HandshakeError {
             HandshakeError::HttpVersion => "HTTP/1.1 required",
             HandshakeError::MethodNotAllowed => "upgrade requires GET",
             HandshakeError::MissingHost => "missing Host header",
+            HandshakeError::DuplicateHost => "more than one Host header",
             HandshakeError::NotWebSocketUpgrade => "Upgrade: websocket required",
             HandshakeError::MissingConnectionUpgrade => "Connection: upgrade required",
             HandshakeError::BadKey => "invalid Sec-WebSocket-Key",

@@ -97,6 +97,23 @@ impl Request {
         })
     }
 
+    /// RFC 9112 §3.2: an HTTP/1.1 request must carry exactly one `Host`
+    /// header; a request of any version with more than one is refused too (a
+    /// proxy and the server could each read a different one). HTTP/1.0 may
+    /// omit it. Both refusals are 400. The value itself is not checked (an
+    /// empty `Host` is valid for a target without an authority).
+    ///
+    /// [`validate_upgrade`] applies this to upgrades; a server applies it to
+    /// plain HTTP requests itself.
+    pub fn check_host(&self) -> Result<(), HandshakeError> {
+        let mut hosts = self.headers_named("host");
+        match (hosts.next(), hosts.next()) {
+            (Some(_), Some(_)) => Err(HandshakeError::DuplicateHost),
+            (None, _) if self.minor_version >= 1 => Err(HandshakeError::MissingHost),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether this request asks for a WebSocket (an `Upgrade: websocket`
     /// token). Such requests go to [`validate_upgrade`]; all others are plain HTTP.
     pub fn is_websocket_upgrade(&self) -> bool {
@@ -169,7 +186,10 @@ pub struct Accept {
     pub protocol: Option<String>,
 }
 
-/// Validate a WebSocket upgrade request (§4.2.1).
+/// Validate a WebSocket upgrade request (§4.2.1): GET, HTTP/1.1, exactly one
+/// `Host` ([`Request::check_host`]), the `Upgrade` and `Connection` tokens,
+/// version 13, one key of 16 bytes, and an allowed `Origin`. The first failed
+/// rule is the error; [`HandshakeError::status`] gives its HTTP status.
 pub fn validate_upgrade(req: &Request, policy: &UpgradePolicy) -> Result<Accept, HandshakeError> {
     if req.method != "GET" {
         return Err(HandshakeError::MethodNotAllowed);
@@ -177,9 +197,7 @@ pub fn validate_upgrade(req: &Request, policy: &UpgradePolicy) -> Result<Accept,
     if req.minor_version < 1 {
         return Err(HandshakeError::HttpVersion);
     }
-    if req.header("host").is_none() {
-        return Err(HandshakeError::MissingHost);
-    }
+    req.check_host()?;
     if !req.is_websocket_upgrade() {
         return Err(HandshakeError::NotWebSocketUpgrade);
     }

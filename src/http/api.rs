@@ -2,14 +2,18 @@
 //! look up clients, groups and sessions; close sockets.
 //!
 //! Guarded by `Authorization: Bearer <api_key>` (401 otherwise). With no
-//! `api_key` configured it answers loopback peers only (403 for others).
+//! `api_key` configured it is refused (403), unless `api_trust_loopback` lets
+//! loopback peers in without a key (see [`authorize`]).
 //! Messages pushed here reach sockets as
 //! `{"type":"message","data":{"from":"server","to":{…},"message":…}}`.
 
+use hmac::digest::CtOutput;
 use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
 
 use super::request::HttpRequest;
 use super::response::Response;
+use crate::config::Config;
 use crate::hub::Hub;
 use crate::message::{envelope, id_value};
 use crate::socket_id::SocketId;
@@ -40,29 +44,67 @@ pub enum ApiRoute {
 }
 
 /// Whether the request may use the API: `Err(response)` if not.
+///
+/// * `api_key` set: the request must carry `Authorization: Bearer <api_key>`
+///   (the scheme in any case, one or more spaces before the token, RFC 9110
+///   §11.4), else 401 with `WWW-Authenticate: Bearer`. Loopback peers too.
+///   The key is compared in constant time without revealing its length: the
+///   SHA-256 digests of the given and the expected key are compared with a
+///   constant-time equality.
+/// * no `api_key`, `api_trust_loopback` off (the default): 403 for everyone,
+///   saying to set `api_key`.
+/// * no `api_key`, `api_trust_loopback` on: loopback peers
+///   ([`is_loopback_ip`](super::request::is_loopback_ip)) are served without a
+///   key, others get 403.
+///
+/// Loopback is not trusted by default because behind a reverse proxy on the
+/// same host every request comes from 127.0.0.1: trusting it made the API
+/// public.
 pub fn authorize(hub: &Hub, request: &HttpRequest) -> Result<(), Response> {
-    match hub.config().api_key.as_deref() {
+    authorize_with(hub.config(), request)
+}
+
+fn authorize_with(config: &Config, request: &HttpRequest) -> Result<(), Response> {
+    match config.api_key.as_deref() {
         Some(key) => {
-            let given = request
-                .header("authorization")
-                .and_then(|v| v.strip_prefix("Bearer "));
-            if given.is_some_and(|g| constant_time_eq(g.trim().as_bytes(), key.as_bytes())) {
+            let given = request.header("authorization").and_then(bearer_token);
+            if given.is_some_and(|given| key_matches(given, key)) {
                 Ok(())
             } else {
                 Err(Response::error(401, "missing or wrong bearer token")
                     .with_header("WWW-Authenticate", "Bearer"))
             }
         }
+        None if !config.api_trust_loopback => Err(Response::error(
+            403,
+            "the API is disabled: set api_key and send Authorization: Bearer <api_key> \
+             (or set api_trust_loopback to let loopback peers in without a key)",
+        )),
         None if request.is_loopback() => Ok(()),
         None => Err(Response::error(
             403,
-            "no api_key configured: the API answers loopback peers only",
+            "no api_key set: the API answers loopback peers only (api_trust_loopback); \
+             set api_key to use it from elsewhere",
         )),
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The token of an `Authorization` value `Bearer <token>`: the scheme matched
+/// case-insensitively, then one or more spaces (RFC 9110 §11.4:
+/// `auth-scheme 1*SP token68`). `None` for another scheme or no token.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.split_once(' ')?;
+    let token = rest.trim_start_matches(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Constant-time comparison that reveals neither where the keys differ nor the
+/// expected key's length: both are hashed to 32 bytes, and the digests are
+/// compared with `digest`'s constant-time equality (`subtle`, as `hmac`'s own
+/// `verify_slice` does).
+fn key_matches(given: &str, expected: &str) -> bool {
+    let digest = |s: &str| CtOutput::<Sha256>::new(Sha256::digest(s.as_bytes()));
+    digest(given) == digest(expected)
 }
 
 /// Serve one API request (already authorized).
@@ -242,4 +284,137 @@ fn session(hub: &mut Hub, route: ApiRoute, request: &HttpRequest) -> ApiResult {
         .cloned()
         .unwrap_or_else(|| Value::Object(Map::new()));
     Ok(Response::json(200, &session))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{Method, Params};
+    use std::net::SocketAddr;
+
+    fn request(peer: &str, authorization: Option<&str>) -> HttpRequest {
+        HttpRequest {
+            method: Method::Get,
+            path: "/api/clients/x".to_owned(),
+            query: Vec::new(),
+            params: Params::default(),
+            headers: authorization
+                .map(|v| ("Authorization".to_owned(), v.as_bytes().to_vec()))
+                .into_iter()
+                .collect(),
+            body: Vec::new(),
+            peer: Some(peer.parse::<SocketAddr>().unwrap()),
+        }
+    }
+
+    fn status(config: &Config, peer: &str, authorization: Option<&str>) -> u16 {
+        match authorize_with(config, &request(peer, authorization)) {
+            Ok(()) => 200,
+            Err(response) => response.status,
+        }
+    }
+
+    const LOOPBACK: [&str; 4] = [
+        "127.0.0.1:5000",
+        "127.9.9.9:5000",
+        "[::1]:5000",
+        "[::ffff:127.0.0.1]:5000",
+    ];
+    const OTHERS: [&str; 4] = [
+        "192.0.2.1:5000",
+        "[2001:db8::1]:5000",
+        "[::ffff:192.0.2.1]:5000",
+        "[::127.0.0.1]:5000",
+    ];
+
+    #[test]
+    fn without_a_key_the_api_is_refused_by_default() {
+        let config = Config::default();
+        assert!(!config.api_trust_loopback);
+        for peer in LOOPBACK.iter().chain(&OTHERS) {
+            let refusal = authorize_with(&config, &request(peer, None)).unwrap_err();
+            assert_eq!(refusal.status, 403, "{peer}");
+            let body = String::from_utf8(refusal.body).unwrap();
+            assert!(body.contains("set api_key"), "{body}");
+            assert_eq!(status(&config, peer, Some("Bearer x")), 403, "{peer}");
+        }
+        // No peer address at all: refused too.
+        let mut unknown = request("127.0.0.1:1", None);
+        unknown.peer = None;
+        assert!(authorize_with(&config, &unknown).is_err());
+    }
+
+    #[test]
+    fn api_trust_loopback_lets_only_loopback_peers_in() {
+        let config = Config {
+            api_trust_loopback: true,
+            ..Config::default()
+        };
+        for peer in LOOPBACK {
+            assert_eq!(status(&config, peer, None), 200, "{peer}");
+        }
+        for peer in OTHERS {
+            assert_eq!(status(&config, peer, None), 403, "{peer}");
+        }
+        let mut unknown = request("127.0.0.1:1", None);
+        unknown.peer = None;
+        assert_eq!(
+            authorize_with(&config, &unknown).map_err(|r| r.status),
+            Err(403)
+        );
+    }
+
+    #[test]
+    fn with_a_key_everyone_needs_it_even_loopback_and_trusted_loopback() {
+        for trust in [false, true] {
+            let config = Config {
+                api_key: Some("k3y".to_owned()),
+                api_trust_loopback: trust,
+                ..Config::default()
+            };
+            for peer in LOOPBACK.iter().chain(&OTHERS) {
+                for good in ["Bearer k3y", "bearer k3y", "BEARER k3y", "BeArEr   k3y"] {
+                    assert_eq!(status(&config, peer, Some(good)), 200, "{good:?}");
+                }
+                for bad in [
+                    None,
+                    Some(""),
+                    Some("Bearer"),
+                    Some("Bearer "),
+                    Some("Bearerk3y"),
+                    Some("Bearer k3"),
+                    Some("Bearer k3y2"),
+                    Some("Bearer K3Y"),
+                    Some("Bearer\tk3y"),
+                    Some("Basic k3y"),
+                    Some("k3y"),
+                    Some("Bearer  k3y x"),
+                    Some("Token k3y"),
+                ] {
+                    let refusal = authorize_with(&config, &request(peer, bad)).unwrap_err();
+                    assert_eq!(refusal.status, 401, "{bad:?}");
+                    assert_eq!(refusal.header("www-authenticate"), Some("Bearer"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bearer_tokens_and_key_comparison() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer    abc"), Some("abc"));
+        assert_eq!(bearer_token("Bearer a b"), Some("a b"));
+        assert_eq!(bearer_token("Bearer"), None);
+        assert_eq!(bearer_token("Bearer   "), None);
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearers abc"), None);
+        assert!(key_matches("k", "k"));
+        assert!(key_matches("", ""));
+        assert!(!key_matches("k", "K"));
+        assert!(!key_matches("k", "kk"));
+        assert!(!key_matches("", "k"));
+        let long = "x".repeat(10_000);
+        assert!(key_matches(&long, &long));
+        assert!(!key_matches(&long, &long[1..]));
+    }
 }

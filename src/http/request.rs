@@ -1,6 +1,6 @@
 //! A plain HTTP request as routes see it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde_json::Value;
 
@@ -45,8 +45,61 @@ impl HttpRequest {
         serde_json::from_slice(&self.body).map_err(|e| format!("invalid JSON body: {e}"))
     }
 
-    /// Whether the peer is on a loopback address.
+    /// Whether the peer is on a loopback address ([`is_loopback_ip`]); a
+    /// peer the socket no longer knows is not.
     pub fn is_loopback(&self) -> bool {
-        self.peer.is_some_and(|p| p.ip().is_loopback())
+        self.peer.is_some_and(|p| is_loopback_ip(p.ip()))
+    }
+}
+
+/// Whether `ip` is a loopback address: IPv4 `127.0.0.0/8`, IPv6 `::1`, or an
+/// IPv4-mapped IPv6 loopback address (`::ffff:127.0.0.1`, how an IPv4 peer of
+/// a dual-stack IPv6 listener appears). The deprecated IPv4-compatible form
+/// (`::127.0.0.1`) is not loopback: no socket reports a peer that way.
+pub fn is_loopback_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_addresses() {
+        for ip in [
+            "127.0.0.1",
+            "127.0.0.2",
+            "127.255.255.254",
+            "::1",
+            "::ffff:127.0.0.1",
+            "::ffff:127.1.2.3",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(is_loopback_ip(ip), "{ip}");
+        }
+        for ip in [
+            "128.0.0.1",
+            "126.255.255.255",
+            "0.0.0.0",
+            "10.0.0.1",
+            "192.0.2.1",
+            "::",
+            "::2",
+            "::ffff:10.0.0.1",
+            "::ffff:128.0.0.1",
+            "::127.0.0.1",
+            "fe80::1",
+            "fd00::1",
+            "2001:db8::1",
+            "::1:0:0:1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(!is_loopback_ip(ip), "{ip}");
+        }
     }
 }

@@ -5,7 +5,9 @@
 //! `Transfer-Encoding` is refused (501, or 400 with `Content-Length` too, since
 //! that pair is a request-smuggling vector) and the connection closed. A body
 //! over `max_http_body` is refused with 413 as soon as its length is known,
-//! without reading it.
+//! without reading it. An HTTP/1.1 request without `Host`, or any request with
+//! more than one `Host` line, is refused with 400 and the connection closed
+//! (RFC 9112 §3.2, the same rule upgrades follow); HTTP/1.0 may omit `Host`.
 
 use gmws_protocol::handshake::Request;
 
@@ -110,6 +112,16 @@ pub(crate) fn handle<H: Handler>(
     head: &Request,
     head_len: usize,
 ) -> HttpOutcome {
+    if let Err(e) = head.check_host() {
+        respond(
+            hub,
+            key,
+            &Response::error(e.status(), e.reason()),
+            false,
+            false,
+        );
+        return HttpOutcome::Done { close: true };
+    }
     let body_len = match body_length(head) {
         Ok(len) => len,
         Err((status, message)) => {

@@ -87,7 +87,8 @@ pub struct LoadArgs {
     /// Publications per second; 0 publishes the next one as soon as the
     /// previous one has reached every subscriber (default 0).
     pub rate: f64,
-    /// Bearer token for the HTTP API (default none: the gateway's loopback rule).
+    /// Bearer token for the HTTP API, the gateway's `api_key` (default none:
+    /// the gateway must then run with `api_trust_loopback`).
     pub api_key: Option<String>,
     /// The gateway's `auth_secret`, to sign each `bind` token (default none).
     pub auth_secret: Option<String>,
@@ -240,8 +241,8 @@ Flags (SECONDS may have a fraction; BYTES may end in KiB, MiB, KB, MB):
   --publisher http|socket broadcast: publish via the HTTP API or a socket (default http)
   --rate N               broadcast: publications per second; 0 = the next one as soon
                          as every subscriber has the previous one (default 0)
-  --api-key KEY          broadcast: bearer token for the HTTP API (default none; the
-                         gateway answers loopback peers without one)
+  --api-key KEY          broadcast: bearer token for the HTTP API, the gateway's api_key
+                         (default none: the gateway must run with api_trust_loopback)
   --auth-secret SECRET   broadcast: the gateway's auth_secret, to sign bind tokens
                          (default none: bind without a token)
   -h, --help             print this help

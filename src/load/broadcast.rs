@@ -1,7 +1,8 @@
 //! Broadcast mode: C subscribers in one group, one publisher.
 //!
 //! Each subscriber binds (`{"type":"bind","data":{"client_id":"load-N"}}`,
-//! with a token signed by `--auth-secret` if given) and joins the group. Once
+//! with a token signed by `--auth-secret` if given, `sub` the client id and
+//! `exp` an hour ahead; no `aud` or `iss`) and joins the group. Once
 //! all are in or have failed (one still binding or joining after three
 //! `--timeout`s counts as a `timeout` and is dropped), the publisher sends
 //! messages to the group, either with `POST /api/send_to_group` on one
@@ -103,8 +104,14 @@ impl Broadcast {
         let client_id = self.client_id(i);
         let data = match &self.auth_secret {
             Some(secret) => {
-                let token =
-                    crate::auth::jwt::sign_hs256(&json!({ "sub": client_id }), secret.as_bytes());
+                // The gateway requires an exp by default; a run is bounded
+                // well within an hour.
+                let exp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+                    + 3600;
+                let claims = json!({ "sub": client_id, "exp": exp });
+                let token = crate::auth::jwt::sign_hs256(&claims, secret.as_bytes());
                 json!({ "client_id": client_id, "token": token })
             }
             None => json!({ "client_id": client_id }),

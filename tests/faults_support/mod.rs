@@ -119,7 +119,8 @@ pub struct Spawn<'a> {
 }
 
 impl Gmws {
-    /// `gmws serve --listen <free port> --log-level warn <flags>`.
+    /// `gmws serve --listen <free port> --log-level warn --api-trust-loopback
+    /// true <flags>`.
     pub fn start(flags: &[(&str, &str)]) -> Gmws {
         Gmws::spawn(Spawn {
             wrapper: &[],
@@ -146,9 +147,14 @@ impl Gmws {
             None => Command::new(gmws_bin()),
         };
         command.arg("serve").arg("--listen").arg(addr.to_string());
-        let has_level = spec.flags.iter().any(|(k, _)| *k == "log-level");
-        if !has_level {
+        let has = |key: &str| spec.flags.iter().any(|(k, _)| *k == key);
+        if !has("log-level") {
             command.args(["--log-level", "warn"]);
+        }
+        // The cases call /api/ from loopback without a key, which the server
+        // refuses unless told to trust loopback.
+        if !has("api-key") && !has("api-trust-loopback") {
+            command.args(["--api-trust-loopback", "true"]);
         }
         for (key, value) in spec.flags {
             command.arg(format!("--{key}")).arg(value);

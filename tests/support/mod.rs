@@ -46,6 +46,14 @@ pub fn test_config() -> Config {
     config
 }
 
+/// [`test_config`] with `api_trust_loopback` on: for tests that call `/api/`
+/// from loopback without a key (refused by default).
+pub fn api_test_config() -> Config {
+    let mut config = test_config();
+    config.api_trust_loopback = true;
+    config
+}
+
 pub fn start<H: Handler + Send + 'static>(config: Config, handler: H) -> TestServer {
     start_with(config, handler, |_| {})
 }

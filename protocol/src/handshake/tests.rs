@@ -82,6 +82,11 @@ fn each_rule_refused_with_its_status() {
             400,
         ),
         (
+            GOOD.replace("Host: server.example.com\r\n", "Host: a\r\nHost: b\r\n"),
+            HandshakeError::DuplicateHost,
+            400,
+        ),
+        (
             GOOD.replace("Connection: Upgrade\r\n", ""),
             HandshakeError::MissingConnectionUpgrade,
             426,
@@ -178,6 +183,44 @@ fn origin_policy_and_subprotocols() {
         validate_upgrade(&parse(&other), &policy),
         Err(HandshakeError::OriginNotAllowed)
     );
+}
+
+#[test]
+fn host_rules_of_rfc_9112() {
+    let ok = |s: &str| parse(s).check_host();
+    // HTTP/1.1: exactly one Host, whatever its value (an empty one is valid).
+    assert_eq!(ok("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), Ok(()));
+    assert_eq!(ok("GET / HTTP/1.1\r\nhOST: x:80\r\n\r\n"), Ok(()));
+    assert_eq!(ok("GET / HTTP/1.1\r\nHost:\r\n\r\n"), Ok(()));
+    assert_eq!(
+        ok("GET / HTTP/1.1\r\nX-Host: x\r\n\r\n"),
+        Err(HandshakeError::MissingHost)
+    );
+    assert_eq!(
+        ok("GET / HTTP/1.1\r\n\r\n"),
+        Err(HandshakeError::MissingHost)
+    );
+    for two in [
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nHOST: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\nhost: \r\n\r\n",
+    ] {
+        assert_eq!(ok(two), Err(HandshakeError::DuplicateHost), "{two:?}");
+    }
+    // HTTP/1.0 may omit Host, but two are refused in any version.
+    assert_eq!(ok("GET / HTTP/1.0\r\n\r\n"), Ok(()));
+    assert_eq!(ok("GET / HTTP/1.0\r\nHost: x\r\n\r\n"), Ok(()));
+    assert_eq!(
+        ok("GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n"),
+        Err(HandshakeError::DuplicateHost)
+    );
+    assert_eq!(HandshakeError::DuplicateHost.status(), 400);
+    assert_eq!(HandshakeError::MissingHost.status(), 400);
+    let mut out = Vec::new();
+    write_error_response(&mut out, HandshakeError::DuplicateHost);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+    assert!(text.ends_with("more than one Host header\n"), "{text}");
 }
 
 #[test]
