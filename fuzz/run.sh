@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build every fuzz target, replay fuzz/regressions/<target>/, then fuzz each
 # target for SECONDS (default 30) on fuzz/corpus/<target>: a copy of the
-# committed seeds plus whatever earlier local runs found (gitignored).
+# committed seeds plus whatever earlier local runs found (gitignored), with
+# fuzz/dicts/<target>.dict as a libFuzzer dictionary when there is one.
 # Exits non-zero if any target crashes; crashes land in fuzz/artifacts/<target>/.
 #
 # Usage: fuzz/run.sh [SECONDS] [TARGET...]
@@ -40,8 +41,12 @@ for t in "${targets[@]}"; do
             continue
         fi
     fi
+    dict=()
+    if [ -f "dicts/$t.dict" ]; then
+        dict=(-dict="dicts/$t.dict")
+    fi
     echo "== $t: fuzzing for ${secs}s"
-    if ! cargo fuzz run "$t" "corpus/$t" -- \
+    if ! cargo fuzz run "$t" "corpus/$t" -- "${dict[@]}" \
         -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1; then
         failed+=("$t")
     fi

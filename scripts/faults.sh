@@ -2,7 +2,10 @@
 # The fault and abuse suite (README "Reliability", tests/faults.rs): the real
 # gmws binary, release build, under slow consumers, 10k idle sockets, resets,
 # half-open peers, SIGTERM restarts, fd exhaustion, connection storms, close
-# hangs and JSON/HTTP abuse; each case with a canary client and a time bound.
+# hangs and JSON/HTTP abuse (tests/faults.rs), and issue 8's reproductions:
+# broadcast bursts, pipelining without reading, idle keep-alive, send_to_all
+# storms, half-close (tests/abuse.rs); each case with a canary client and a
+# time bound.
 #
 #   scripts/faults.sh                 every case, one at a time (a few minutes)
 #   scripts/faults.sh case03          only the cases whose name contains case03
@@ -14,5 +17,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 cargo build --release --bins --examples
-cargo test --release --test faults -- --ignored --test-threads=1 --nocapture "$@"
+cargo test --release --test faults --test abuse -- --ignored --test-threads=1 --nocapture "$@"
 echo "fault suite: $(($(date +%s) - start)) s (build included)"

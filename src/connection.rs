@@ -182,6 +182,19 @@ impl State {
     }
 }
 
+/// Whether (and how soon) a connection has output to flush this turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dirty {
+    /// Nothing queued since the last flush.
+    Clean,
+    /// Only fan-out frames: flushed after the point-to-point ones.
+    Fanout,
+    /// A message for this socket alone (a reply, a pong, a close, an HTTP
+    /// response): flushed first, so a quiet client's answer does not wait
+    /// behind a broadcast's thousands of writes.
+    Urgent,
+}
+
 /// Which deadline a connection's `deadline` timer is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeadlineKind {
@@ -258,12 +271,12 @@ pub struct Connection {
     pub peer: PeerAddr,
     /// Pings sent and not answered.
     pub missed_pongs: u8,
-    /// Whether the connection is in the loop's dirty list.
-    pub dirty: bool,
+    /// Which of the loop's flush lists the connection is in.
+    pub dirty: Dirty,
     /// Whether the connection is queued to be read again (read or fan-out
     /// budget ran out, or a paused HTTP connection may go on).
     pub read_again: bool,
-    /// Whether WRITABLE interest is registered.
+    /// Whether WRITABLE interest is registered (only while output waits).
     pub writable_interest: bool,
 }
 
@@ -284,7 +297,7 @@ impl Connection {
             accounted: 0,
             peer: PeerAddr::new(peer),
             missed_pongs: 0,
-            dirty: false,
+            dirty: Dirty::Clean,
             read_again: false,
             writable_interest: false,
         }
@@ -295,16 +308,23 @@ impl Connection {
         self.state.is_open()
     }
 
-    /// Bytes of buffer capacity this connection owns (shared frames in its
-    /// queue are counted where they were made).
+    /// Bytes this connection owns: buffer capacity (shared frames in its
+    /// queue are counted where they were made) and its application state.
     pub fn owned_bytes(&self) -> usize {
-        self.input.capacity() + self.decoder.buffered() + self.output.owned_capacity()
+        self.input.capacity()
+            + self.decoder.buffered()
+            + self.output.owned_capacity()
+            + self.app_bytes()
     }
 
     /// Bytes this connection keeps alive: its own plus the shared frames it
     /// still has to write (what closing it would free, at most).
     pub fn held_bytes(&self) -> usize {
-        self.input.capacity() + self.decoder.buffered() + self.output.len()
+        self.input.capacity() + self.decoder.buffered() + self.output.len() + self.app_bytes()
+    }
+
+    fn app_bytes(&self) -> usize {
+        self.app.as_ref().map_or(0, |a| a.bytes)
     }
 }
 

@@ -116,10 +116,9 @@ fn handle(hub: &mut Hub, socket: SocketId, message: &Envelope) -> Outcome {
             let group = field("group")?;
             match hub.join_group(socket, &group) {
                 Ok(_) => Ok(Some(envelope("join", json!({ "group": group })))),
-                Err(HubError::TooManyGroups) => Err(refuse(
-                    codes::TOO_MANY_GROUPS,
-                    HubError::TooManyGroups.to_string(),
-                )),
+                Err(e @ (HubError::TooManyGroups | HubError::GroupBytesExceeded)) => {
+                    Err(refuse(codes::TOO_MANY_GROUPS, e.to_string()))
+                }
                 Err(e) => Err(refuse(codes::BAD_REQUEST, e.to_string())),
             }
         }

@@ -102,6 +102,9 @@ fn case01_slow_consumer() {
     let mut server = Gmws::start(&[
         ("ping-interval", "5"),
         ("max-backpressure", "1MiB"),
+        // max_backpressure must hold one message of max_message_size.
+        ("max-message-size", "512KiB"),
+        ("max-frame-size", "512KiB"),
         ("close-timeout", "10"),
     ]);
     let addr = server.addr;
@@ -258,6 +261,9 @@ fn case01b_lagging_consumer() {
     let mut server = Gmws::start(&[
         ("ping-interval", "5"),
         ("max-backpressure", "1MiB"),
+        // max_backpressure must hold one message of max_message_size.
+        ("max-message-size", "512KiB"),
+        ("max-frame-size", "512KiB"),
         ("close-timeout", "10"),
     ]);
     let addr = server.addr;
@@ -1193,6 +1199,11 @@ fn case05_graceful_restart() {
 // 6. File-descriptor exhaustion
 // ---------------------------------------------------------------------------
 
+/// The response head to an upgrade request on a fresh connection.
+fn raw_exchange_head(addr: SocketAddr) -> String {
+    support::raw_response_head(addr, upgrade_request(addr).as_bytes())
+}
+
 fn has_101(s: &TcpStream) -> bool {
     let mut buf = [0u8; 16];
     matches!(s.peek(&mut buf), Ok(n) if n >= 12 && buf.starts_with(b"HTTP/1.1 101"))
@@ -1549,12 +1560,13 @@ fn storm(addr: SocketAddr, rate: u64, secs: u64, head_delay: Duration) -> StormR
 }
 
 /// Pending handshakes are capped: with max_pending_handshakes (32) connections
-/// in their HTTP phase, the next one is not accepted (it waits in the kernel's
-/// backlog) until one leaves, and established clients are served meanwhile.
-/// Then 5,000 connects a second for 5 s, each a slow client (its upgrade head
-/// 20 ms after connecting, so that far more than 32 are in their HTTP phase
-/// at once on the client side) that closes with 1000 once upgraded: every
-/// handshake completes, the server's descriptors stay bounded (reported), and
+/// reading a request head, the next one is answered 503 at once (never left
+/// waiting silently in the kernel's backlog) while established clients are
+/// served, and once one leaves a new connection is served. Then, on a server
+/// with the default cap, 5,000 connects a second for 5 s, each a slow client
+/// (its upgrade head 20 ms after connecting, so that many are in their HTTP
+/// phase at once) that closes with 1000 once upgraded: every handshake
+/// completes, the server's descriptors stay bounded (reported), and
 /// established clients' echo p99 (a canary and four probes pinging every
 /// 20 ms) stays under 50 ms.
 #[test]
@@ -1565,7 +1577,7 @@ fn case07_connection_storm() {
     const CAP: usize = 32;
     const RATE: u64 = 5000;
     const SECS: u64 = 5;
-    let mut server = Gmws::start(&[
+    let server = Gmws::start(&[
         ("ping-interval", "1"),
         ("max-pending-handshakes", "32"),
         ("auth-timeout", "0"),
@@ -1600,32 +1612,50 @@ fn case07_connection_storm() {
             fds_before + CAP
         )
     });
-    let mut extra = TcpStream::connect(addr).unwrap();
-    extra.write_all(upgrade_request(addr).as_bytes()).unwrap();
-    extra.set_nonblocking(true).unwrap();
-    thread::sleep(Duration::from_millis(300));
-    assert!(!has_101(&extra), "served past max_pending_handshakes");
+    let t = Instant::now();
+    let refused = raw_exchange(addr, upgrade_request(addr).as_bytes());
+    let refused_after = t.elapsed();
+    assert!(refused.starts_with("HTTP/1.1 503 "), "{refused}");
+    assert!(refused_after < Duration::from_secs(1), "{refused_after:?}");
     assert_eq!(
         server.fds(),
         fds_before + CAP,
-        "accepted past max_pending_handshakes"
-    );
-    assert_eq!(
-        listen_backlog(addr.port()),
-        1,
-        "the extra connection is not in the backlog"
+        "kept a connection past max_pending_handshakes"
     );
     let mut stallers = stallers.into_iter();
     drop(stallers.next());
     let let_in = Instant::now();
-    poll_until(Duration::from_secs(1), || has_101(&extra).then_some(()))
-        .expect("the waiting handshake was not served once a slot freed");
+    poll_until(Duration::from_secs(1), || {
+        let answer = raw_exchange_head(addr);
+        answer.starts_with("HTTP/1.1 101 ").then_some(())
+    })
+    .expect("a new handshake was not served once a slot freed");
     let let_in = let_in.elapsed();
     drop(stallers);
-    drop(extra);
-    poll_until(PATIENCE, || (server.fds() == fds_before).then_some(()))
-        .expect("the stallers' descriptors were not freed");
+    poll_until(PATIENCE, || {
+        (server.settled_fds() == fds_before).then_some(())
+    })
+    .expect("the stallers' descriptors were not freed");
+    let report_cap = canary.stop();
+    report_cap.assert_ok();
+    for p in probes {
+        p.stop().assert_ok();
+    }
+    drop(server);
 
+    // The storm, on a server with the default cap.
+    let mut server = Gmws::start(&[("ping-interval", "1"), ("auth-timeout", "0")]);
+    let addr = server.addr;
+    let canary = Canary::start(addr, CanaryOptions::new("canary"));
+    let probes: Vec<Canary> = (0..4)
+        .map(|i| {
+            let mut o = CanaryOptions::new(&format!("probe-{i}"));
+            o.interval = Duration::from_millis(20);
+            o.group = None;
+            Canary::start(addr, o)
+        })
+        .collect();
+    let fds_before = server.settled_fds();
     let overflows_before = tcp_ext("ListenOverflows");
 
     let sampling = Arc::new(AtomicBool::new(true));
@@ -1669,7 +1699,7 @@ fn case07_connection_storm() {
     assert!(rate >= RATE as f64 * 0.9, "only {rate:.0} connects/s");
     assert!(
         storm_report.max_waiting > 2 * CAP,
-        "the storm never had more than {} connections waiting: the cap was not exercised",
+        "the storm never had more than {} connections waiting for their 101",
         storm_report.max_waiting
     );
     let held = max_fds.saturating_sub(fds_before);
@@ -1697,7 +1727,8 @@ fn case07_connection_storm() {
                 "client_side_max_waiting_for_101",
                 storm_report.max_waiting.to_string(),
             ),
-            ("cap_check_extra_served_after_slot_freed", secs(let_in)),
+            ("cap_check_extra_refused_503_after", secs(refused_after)),
+            ("cap_check_new_served_after_slot_freed", secs(let_in)),
             ("server_max_extra_fds_in_storm", held.to_string()),
             ("max_accept_backlog", max_backlog.to_string()),
             ("listen_overflows", overflows.to_string()),

@@ -73,6 +73,24 @@ pub fn metrics(hub: &Hub) -> Response {
         hub.groups_count() as u64,
     );
     metric(
+        "buffered_bytes",
+        "gauge",
+        "Bytes buffered for peers (held against max_buffer_memory).",
+        hub.buffered_bytes() as u64,
+    );
+    metric(
+        "pending_http_connections",
+        "gauge",
+        "Connections reading a request head (held against max_pending_handshakes).",
+        hub.counts.pending_http as u64,
+    );
+    metric(
+        "idle_http_connections",
+        "gauge",
+        "Keep-alive HTTP connections between requests (held against max_idle_http).",
+        hub.counts.idle_http as u64,
+    );
+    metric(
         "uptime_seconds",
         "gauge",
         "Seconds since start.",
@@ -87,7 +105,7 @@ pub fn metrics(hub: &Hub) -> Response {
     metric(
         "connections_refused_total",
         "counter",
-        "Connections refused at max_connections.",
+        "Connections refused at accept (max_connections, max_pending_handshakes, max_connections_per_ip).",
         m.connections_refused,
     );
     metric(
@@ -137,6 +155,24 @@ pub fn metrics(hub: &Hub) -> Response {
         "counter",
         "Connections failed for protocol errors.",
         m.protocol_errors,
+    );
+    metric(
+        "memory_sheds_total",
+        "counter",
+        "Connections closed for holding the most when over max_buffer_memory.",
+        m.memory_sheds,
+    );
+    metric(
+        "idle_http_closed_total",
+        "counter",
+        "Idle keep-alive connections closed for max_idle_http.",
+        m.idle_http_closed,
+    );
+    metric(
+        "fanout_rate_limited_total",
+        "counter",
+        "Client sends refused by client_fanout_rate.",
+        m.fanout_rate_limited,
     );
     metric(
         "handler_panics_total",

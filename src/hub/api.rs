@@ -27,6 +27,30 @@ pub struct SocketApp {
     /// The fan-out token bucket: bytes left (negative: in debt) and when it
     /// was last refilled (ms). `None` until the first client-initiated send.
     pub(crate) fanout: Option<(i64, u64)>,
+    /// The session's size as JSON.
+    pub(crate) session_bytes: usize,
+    /// What this state holds, as counted in the memory gauge (see
+    /// [`SocketApp::measure`]).
+    pub(crate) bytes: usize,
+}
+
+/// What one group membership costs beyond its name: the index entries both
+/// ways (group → socket, socket → group) and the group's share of a map slot.
+const MEMBERSHIP_COST: usize = 96;
+
+impl SocketApp {
+    /// The bytes this state holds: the client id, the group names and their
+    /// index entries, the session (its JSON size), the state itself.
+    fn measure(&self) -> usize {
+        std::mem::size_of::<SocketApp>()
+            + self.client_id.as_ref().map_or(0, String::len)
+            + self
+                .groups
+                .iter()
+                .map(|g| g.len() + MEMBERSHIP_COST)
+                .sum::<usize>()
+            + self.session_bytes
+    }
 }
 
 /// Who a send reaches: see [`Hub::audience`].
@@ -195,6 +219,14 @@ impl Hub {
         self.fan_out(&targets, payload.into())
     }
 
+    /// `socket`'s state changed size: measure it again and count it.
+    fn app_changed(&mut self, socket: SocketId) {
+        if let Some(app) = self.conn_mut(socket).and_then(|c| c.app.as_deref_mut()) {
+            app.bytes = app.measure();
+        }
+        self.account(socket.slot());
+    }
+
     fn app_mut(&mut self, socket: SocketId) -> Result<&mut SocketApp, HubError> {
         match self.conn_mut(socket) {
             Some(conn) if conn.is_open() => Ok(conn.app.get_or_insert_with(Default::default)),
@@ -230,6 +262,7 @@ impl Hub {
         app.groups.push(group.to_owned());
         let client = app.client_id.clone();
         self.groups.add(group, socket, client.as_deref());
+        self.app_changed(socket);
         Ok(true)
     }
 
@@ -243,7 +276,9 @@ impl Hub {
         };
         app.groups.swap_remove(pos);
         let client = app.client_id.clone();
-        self.groups.remove(group, socket, client.as_deref())
+        let removed = self.groups.remove(group, socket, client.as_deref());
+        self.app_changed(socket);
+        removed
     }
 
     /// Dissolve `group`: every member leaves. Returns how many members it had.
@@ -255,6 +290,7 @@ impl Hub {
             if let Some(app) = self.conn_mut(*id).and_then(|c| c.app.as_deref_mut()) {
                 app.groups.retain(|g| g != group);
             }
+            self.app_changed(*id);
         }
         members.sockets.len()
     }
@@ -311,6 +347,7 @@ impl Hub {
                 self.timers.cancel(t);
             }
         }
+        self.app_changed(socket);
         Ok(())
     }
 
@@ -323,6 +360,7 @@ impl Hub {
         for group in &groups {
             self.groups.set_client(group, Some(&old), None);
         }
+        self.app_changed(socket);
         Some(old)
     }
 
@@ -351,10 +389,13 @@ impl Hub {
     pub fn set_session(&mut self, socket: SocketId, session: Value) -> Result<(), HubError> {
         let max = self.settings.max_session_size;
         let app = self.app_mut(socket)?;
-        if json_size(&session) > max {
+        let size = json_size(&session);
+        if size > max {
             return Err(HubError::SessionTooLarge);
         }
         app.session = Some(session);
+        app.session_bytes = size;
+        self.app_changed(socket);
         Ok(())
     }
 
@@ -380,10 +421,13 @@ impl Hub {
             }
         }
         let session = Value::Object(map);
-        if json_size(&session) > max {
+        let size = json_size(&session);
+        if size > max {
             return Err(HubError::SessionTooLarge);
         }
         app.session = Some(session);
+        app.session_bytes = size;
+        self.app_changed(socket);
         Ok(())
     }
 
@@ -548,6 +592,7 @@ impl Hub {
         let Some(app) = self.conn_mut(socket).and_then(|c| c.app.take()) else {
             return;
         };
+        self.account(socket.slot());
         let client = app.client_id.as_deref();
         if let Some(client) = client {
             self.clients.remove(client, socket);

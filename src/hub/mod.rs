@@ -35,7 +35,7 @@ pub use api::{Audience, HubError, SocketApp, TimerHandle};
 pub use payload::Payload;
 
 use crate::config::Config;
-use crate::connection::{Connection, DeadlineKind, State};
+use crate::connection::{Connection, DeadlineKind, Dirty, State};
 use crate::handler::CloseReason;
 use crate::memory::Gauge;
 use crate::metrics::Metrics;
@@ -116,8 +116,10 @@ pub struct Hub {
     pub(crate) timers: TimerWheel<TimerEvent>,
     /// Milliseconds since the loop started (the timer wheel's clock).
     pub(crate) now: u64,
-    /// Slots with output to flush this turn.
+    /// Slots with point-to-point output to flush this turn (flushed first).
     pub(crate) dirty: Vec<usize>,
+    /// Slots with only fan-out output to flush this turn.
+    pub(crate) dirty_fanout: Vec<usize>,
     /// Sockets that stopped being online, waiting for `on_close`.
     pub(crate) closed: Vec<(SocketId, CloseReason)>,
     pub(crate) settings: HubSettings,
@@ -160,6 +162,7 @@ impl Hub {
             timers: TimerWheel::new(),
             now: 0,
             dirty: Vec::new(),
+            dirty_fanout: Vec::new(),
             closed: Vec::new(),
             settings,
             metrics: Metrics::default(),
@@ -332,7 +335,11 @@ impl Hub {
         conn.output.push_shared(frame.clone(), &mut self.pool);
         self.metrics.messages_out += 1;
         self.metrics.bytes_out += payload_len as u64;
-        self.queued(key)
+        if conn.dirty == Dirty::Clean {
+            conn.dirty = Dirty::Fanout;
+            self.dirty_fanout.push(key);
+        }
+        self.check_queue(key)
     }
 
     /// Queue raw bytes (an HTTP response) on slot `key`.
@@ -348,6 +355,12 @@ impl Hub {
     /// the socket is closed for backpressure.
     fn queued(&mut self, key: usize) -> bool {
         self.mark_dirty(key);
+        self.check_queue(key)
+    }
+
+    /// Keep the memory count; past `max_backpressure`, offer the queue to
+    /// the kernel now.
+    fn check_queue(&mut self, key: usize) -> bool {
         self.account(key);
         let over = self
             .conns
@@ -452,10 +465,11 @@ impl Hub {
         self.turn_fanout >= self.settings.fanout_per_turn
     }
 
+    /// Slot `key` has point-to-point output: flush it first this turn.
     pub(crate) fn mark_dirty(&mut self, key: usize) {
         if let Some(conn) = self.conns.get_mut(key) {
-            if !conn.dirty {
-                conn.dirty = true;
+            if conn.dirty != Dirty::Urgent {
+                conn.dirty = Dirty::Urgent;
                 self.dirty.push(key);
             }
         }

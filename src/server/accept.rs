@@ -133,6 +133,10 @@ impl<H: Handler> Server<H> {
     /// it waits for the next one, at most `http_idle_timeout`, and at most
     /// `max_idle_http` connections wait so (the oldest are closed first).
     pub(super) fn go_idle(&mut self, key: usize) {
+        if let Some(conn) = self.hub.conns.get_mut(key) {
+            conn.input = Vec::new(); // an idle connection holds no buffer
+        }
+        self.hub.account(key);
         self.hub.set_state(key, State::Http { idle: true });
         self.hub.arm_deadline(key, DeadlineKind::HttpIdle);
         if let Some(conn) = self.hub.conns.get(key) {

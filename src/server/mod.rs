@@ -1,16 +1,20 @@
 //! The event loop: one mio `Poll`, a listener, and the hub's connections.
 //!
 //! A turn: poll (timeout = the timer wheel's next expiration); serve the
-//! connections deferred by the last turn first, then this poll's events:
-//! accept, read every readable socket into the one loop-wide read buffer and
-//! dispatch what it decodes; fire due timers; flush every socket with output
-//! (one write per socket per turn); then hold the buffered bytes to
+//! connections the last turn could not serve at all, then this poll's
+//! events (accept, read every readable socket into the one loop-wide read
+//! buffer and dispatch what it decodes), then the connections that were
+//! served last turn and had more; fire due timers; flush the sockets with
+//! output (one write per socket per turn); then hold the buffered bytes to
 //! `max_buffer_memory`.
 //!
-//! Fairness: a socket is read at most [`READ_BUDGET`] times a turn, and once
-//! the turn's fan-out work passes `max_fanout_per_turn`, decoding stops for
-//! every socket until the next turn (the undecoded bytes wait in their
-//! connection): one busy sender cannot hold up a quiet client's ping.
+//! Fairness: a socket is read at most [`READ_BUDGET`] times a turn; once the
+//! turn's fan-out work passes `max_fanout_per_turn`, decoding stops for every
+//! socket until the next turn (the undecoded bytes wait in their
+//! connection), and a sender that used the turn goes behind the others; the
+//! flush writes point-to-point output (replies, pongs) before fan-out
+//! frames, and at most 1,024 fan-out-only sockets a turn. One busy sender
+//! cannot hold up a quiet client's ping by more than about a turn.
 //!
 //! The loop moves bytes and applies the answers of each connection's state
 //! machine ([`crate::connection::State`]); handlers act through the hub.
@@ -89,6 +93,10 @@ pub struct Server<H: Handler> {
     /// Connections to serve first next turn (read or fan-out budget spent, or
     /// a paused HTTP connection whose responses went out).
     read_again: Vec<usize>,
+    /// Connections that had input but were not served at all this turn (the
+    /// fan-out budget was spent before their turn): they go before
+    /// `read_again` next turn.
+    starved: Vec<usize>,
     accept_paused: bool,
     last_exhaustion_log: Option<Instant>,
     start: Instant,
@@ -123,6 +131,7 @@ impl<H: Handler> Server<H> {
             config,
             read_buf: vec![0; RESERVE + READ_CHUNK],
             read_again: Vec::new(),
+            starved: Vec::new(),
             accept_paused: false,
             last_exhaustion_log: None,
             start: Instant::now(),
@@ -180,13 +189,7 @@ impl<H: Handler> Server<H> {
             }
             self.hub.now = millis(self.start.elapsed());
             self.hub.turn_fanout = 0;
-            // Those deferred last turn have waited longest: they go first.
-            for key in std::mem::take(&mut self.read_again) {
-                if let Some(conn) = self.hub.conns.get_mut(key) {
-                    conn.read_again = false;
-                    self.ready(key, true);
-                }
-            }
+            self.serve_deferred(true);
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(),
@@ -204,6 +207,7 @@ impl<H: Handler> Server<H> {
                     }
                 }
             }
+            self.serve_deferred(false);
             self.hub.timers.poll(self.hub.now, &mut fired);
             for (timer, event) in fired.drain(..) {
                 self.fire(timer, event);
@@ -217,7 +221,11 @@ impl<H: Handler> Server<H> {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.read_again.is_empty() || !self.hub.dirty.is_empty() {
+        if !self.read_again.is_empty()
+            || !self.starved.is_empty()
+            || !self.hub.dirty.is_empty()
+            || !self.hub.dirty_fanout.is_empty()
+        {
             return Some(Duration::ZERO);
         }
         let now = millis(self.start.elapsed());
@@ -259,6 +267,53 @@ impl<H: Handler> Server<H> {
         }
         let deadline = self.stopping_since.unwrap_or(now) + millis(self.config.close_timeout);
         self.hub.conns.is_empty() || now >= deadline
+    }
+
+    /// Serve connections deferred by earlier turns, from `starved` (they got
+    /// nothing) or `read_again` (they got a share and had more), in the order
+    /// they were deferred. Once the turn's fan-out budget is spent, the rest
+    /// keep their place at the head of their list.
+    ///
+    /// A turn serves the starved first, then new events, then the senders
+    /// that already had a share: one that uses whole turns goes behind every
+    /// client that waited or just arrived, so a quiet client's message is
+    /// served in the turn after it arrives.
+    fn serve_deferred(&mut self, starved: bool) {
+        let list = if starved {
+            &mut self.starved
+        } else {
+            &mut self.read_again
+        };
+        let waiting = std::mem::take(list);
+        let mut served = 0;
+        for &key in &waiting {
+            if self.hub.turn_exhausted() {
+                break;
+            }
+            served += 1;
+            if let Some(conn) = self.hub.conns.get_mut(key) {
+                conn.read_again = false;
+                self.ready(key, true);
+            }
+        }
+        let list = if starved {
+            &mut self.starved
+        } else {
+            &mut self.read_again
+        };
+        let deferred_now = std::mem::replace(list, waiting);
+        list.drain(..served);
+        list.extend(deferred_now);
+    }
+
+    /// Queue slot `key`, which got nothing this turn, to go first next turn.
+    fn starve(&mut self, key: usize) {
+        if let Some(conn) = self.hub.conns.get_mut(key) {
+            if !conn.read_again {
+                conn.read_again = true;
+                self.starved.push(key);
+            }
+        }
     }
 
     /// Queue slot `key` to be served first next turn.

@@ -51,7 +51,7 @@ impl<H: Handler> Server<H> {
                 return;
             }
             if exhausted && conn.state.decodes_input() {
-                return self.defer(key);
+                return self.starve(key);
             }
             if matches!(conn.state, State::Http { .. }) && conn.output.len() > HTTP_OUTPUT_CAP {
                 return; // resumed once the responses are written (see flush)

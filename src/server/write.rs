@@ -8,14 +8,37 @@ use gmws_protocol::CloseCode;
 use mio::{Interest, Token};
 
 use super::Server;
-use crate::connection::{Action, State};
+use crate::connection::{Action, Dirty, State};
 use crate::handler::{CloseReason, Handler};
 
+/// Sockets with only fan-out frames written per turn at most; the rest are
+/// written first next turn (and meanwhile gather more frames into the same
+/// write). One write costs ~9 µs on loopback here: 1,024 of them keep a turn,
+/// and a quiet client's wait for it, near 10 ms.
+const FANOUT_FLUSHES_PER_TURN: usize = 1024;
+
 impl<H: Handler> Server<H> {
+    /// Flush what this turn queued: point-to-point output first, then the
+    /// sockets that only have fan-out frames.
     pub(super) fn flush_dirty(&mut self) {
         for key in std::mem::take(&mut self.hub.dirty) {
             self.flush(key);
         }
+        let mut fanout = std::mem::take(&mut self.hub.dirty_fanout);
+        let now = fanout.len().min(FANOUT_FLUSHES_PER_TURN);
+        for key in fanout.drain(..now) {
+            if self
+                .hub
+                .conns
+                .get(key)
+                .is_some_and(|c| c.dirty != Dirty::Clean)
+            {
+                self.flush(key);
+            }
+        }
+        // The rest go first next turn.
+        fanout.append(&mut self.hub.dirty_fanout);
+        self.hub.dirty_fanout = fanout;
     }
 
     /// Write slot `key`'s queue once; manage WRITABLE interest, backpressure
@@ -24,7 +47,10 @@ impl<H: Handler> Server<H> {
         let Some(conn) = self.hub.conns.get_mut(key) else {
             return;
         };
-        conn.dirty = false;
+        if conn.dirty == Dirty::Clean && conn.output.is_empty() {
+            return; // a writable edge with nothing waiting
+        }
+        conn.dirty = Dirty::Clean;
         if !conn.output.is_empty() {
             match conn.output.write_to(&mut conn.stream, &mut self.hub.pool) {
                 Ok(_) => {}
