@@ -13,7 +13,8 @@
 //!   and with the per-socket rate limit off (the per-turn fan-out bound
 //!   alone): the canary's p99 stays under 50 ms.
 //! - case15: a Close frame then a FIN, and an HTTP request then a FIN: the
-//!   answer arrives, 200 times of 200 each.
+//!   answer arrives, 200 times of 200 each; 500 refused requests in a burst
+//!   leave at most 20 log lines a second.
 
 mod faults_support;
 mod support;
@@ -321,7 +322,7 @@ fn case14_send_to_all_storm() {
 fn case15_half_close() {
     let _dog = Watchdog::new("case15", Duration::from_secs(60));
     let start = Instant::now();
-    let server = Gmws::start(&[]);
+    let mut server = Gmws::start(&[]);
     let addr = server.addr;
     let canary = Canary::start(addr, CanaryOptions::new("canary"));
     let trials = 200;
@@ -352,6 +353,23 @@ fn case15_half_close() {
     }
     assert_eq!(close_replies, trials);
     assert_eq!(http_responses, trials);
+
+    // Log lines a peer causes are rate-limited: 500 refused requests in a
+    // burst leave at most 20 a second (plus one window's worth).
+    let lines_before = server.log_lines().len();
+    let burst = Instant::now();
+    for _ in 0..500 {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let _ = s.write_all(b"NONSENSE\r\n\r\n");
+    }
+    let burst = burst.elapsed();
+    thread::sleep(Duration::from_millis(300));
+    let logged = server.log_lines().len() - lines_before;
+    let allowed = 20 * (burst.as_secs() as usize + 2);
+    assert!(
+        logged <= allowed,
+        "{logged} lines for 500 refusals in {burst:?}"
+    );
     let report_c = canary.stop();
     report_c.assert_ok();
     report(
@@ -360,6 +378,7 @@ fn case15_half_close() {
         &[
             ("close_replies", format!("{close_replies}/{trials}")),
             ("http_responses", format!("{http_responses}/{trials}")),
+            ("log_lines_for_500_refusals", logged.to_string()),
             ("canary", report_c.summary()),
         ],
     );

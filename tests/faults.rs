@@ -105,6 +105,9 @@ fn case01_slow_consumer() {
         // max_backpressure must hold one message of max_message_size.
         ("max-message-size", "512KiB"),
         ("max-frame-size", "512KiB"),
+        // The publisher is a firehose (10 MB/s to the group): no per-socket
+        // fan-out allowance (client_fanout_rate) for it in these cases.
+        ("client-fanout-rate", "0"),
         ("close-timeout", "10"),
     ]);
     let addr = server.addr;
@@ -264,6 +267,9 @@ fn case01b_lagging_consumer() {
         // max_backpressure must hold one message of max_message_size.
         ("max-message-size", "512KiB"),
         ("max-frame-size", "512KiB"),
+        // The publisher is a firehose (10 MB/s to the group): no per-socket
+        // fan-out allowance (client_fanout_rate) for it in these cases.
+        ("client-fanout-rate", "0"),
         ("close-timeout", "10"),
     ]);
     let addr = server.addr;

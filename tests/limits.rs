@@ -64,21 +64,30 @@ fn partial_frame(len: usize, sent: usize) -> Vec<u8> {
 fn a_max_size_message_can_be_broadcast() {
     // Backpressure counts what the kernel refused, and max_backpressure must
     // hold one max-size message in its envelope: such a message goes out.
+    // The readers are tungstenite clients (an independent implementation).
     let server = gateway(test_config());
-    let mut readers: Vec<Client> = (0..4)
-        .map(|i| bound(server.addr, &format!("r{i}")).0)
+    let mut readers: Vec<_> = (0..4)
+        .map(|i| {
+            let mut ws = tungstenite_connect(server.addr);
+            let _welcome = tungstenite_recv_text(&mut ws);
+            let bind = json!({"type": "bind", "data": {"client_id": format!("r{i}")}});
+            ws.send(tungstenite::Message::text(bind.to_string()))
+                .unwrap();
+            let join = json!({"type": "join", "data": {"group": "big"}});
+            ws.send(tungstenite::Message::text(join.to_string()))
+                .unwrap();
+            assert!(tungstenite_recv_text(&mut ws).contains("\"bind\""));
+            assert!(tungstenite_recv_text(&mut ws).contains("\"join\""));
+            ws
+        })
         .collect();
-    for r in &mut readers {
-        r.send_json(&json!({"type": "join", "data": {"group": "big"}}));
-        assert_eq!(r.recv_json()["type"], "join");
-    }
     let (mut sender, _) = bound(server.addr, "sender");
     let max = test_config().max_message_size as usize;
     // The whole envelope the client sends must fit max_message_size.
     let text = "x".repeat(max - 100);
     sender.send_json(&json!({"type": "send_to_group", "data": {"group": "big", "message": text}}));
     for r in &mut readers {
-        let v = r.recv_json();
+        let v: Value = serde_json::from_str(&tungstenite_recv_text(r)).unwrap();
         assert_eq!(
             v["data"]["message"].as_str().map(str::len),
             Some(text.len())
@@ -86,6 +95,21 @@ fn a_max_size_message_can_be_broadcast() {
     }
     sender.send_json(&json!({"type": "ping"}));
     assert_eq!(sender.recv_json()["type"], "pong");
+}
+
+#[test]
+fn a_large_direct_write_leaves_no_buffer_on_an_idle_socket() {
+    // Messages of 16 KiB or more to an idle socket go straight to the
+    // kernel; afterwards the socket holds no queue and no pooled buffer.
+    let server = start_echo(test_config());
+    let mut c = Client::connect(server.addr);
+    let big = "b".repeat(200 * 1024);
+    for _ in 0..5 {
+        c.assert_echo(&big);
+    }
+    wait_for("buffers released", || {
+        (metric(server.addr, "gmws_buffered_bytes") < 16 * 1024).then_some(())
+    });
 }
 
 #[test]

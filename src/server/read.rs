@@ -60,6 +60,12 @@ impl<H: Handler> Server<H> {
                 Ok(0) => return self.on_eof(key),
                 Ok(n) => {
                     self.on_data(key, n);
+                    // Held to the budget read by read, not only at the end
+                    // of the turn: one turn of many large reads cannot
+                    // overshoot it by more than a read.
+                    if self.hub.gauge.total() > self.config.max_buffer_memory {
+                        self.enforce_memory();
+                    }
                     if n < READ_CHUNK && !drain {
                         return;
                     }
