@@ -322,7 +322,7 @@ fn case14_send_to_all_storm() {
 fn case15_half_close() {
     let _dog = Watchdog::new("case15", Duration::from_secs(60));
     let start = Instant::now();
-    let mut server = Gmws::start(&[]);
+    let server = Gmws::start(&[]);
     let addr = server.addr;
     let canary = Canary::start(addr, CanaryOptions::new("canary"));
     let trials = 200;
