@@ -25,6 +25,10 @@
 # writes them, with the machine description and the raw RESULT lines, to
 # bench-results/matrix-<date>.md.
 #
+# Server "baseline" is another build of examples/echo given as BASELINE_ECHO
+# (e.g. an earlier commit's), to measure a change before/after in one run:
+#   BASELINE_ECHO=/tmp/old/echo scripts/bench-matrix.sh --servers "gmws baseline"
+#
 # Defaults: --rounds 1 --warmup 1 --duration 3 --idle-conns 10000 --idle-hold 3
 # (a few minutes per round). JOBS (default 1) is passed to cargo as -j.
 set -euo pipefail
@@ -65,15 +69,19 @@ log() { printf '%s\n' "$*" >&2; }
 # ---- build ------------------------------------------------------------------
 log "==> building gmws (release) and the peers (benches/peers), cargo -j$JOBS"
 cargo build --release -j"$JOBS" --bin gmws --example echo
-cargo build --release -j"$JOBS" --manifest-path benches/peers/Cargo.toml
+if [[ " $SERVERS " == *" tungstenite "* || " $SERVERS " == *" fastwebsockets "* ]]; then
+    cargo build --release -j"$JOBS" --manifest-path benches/peers/Cargo.toml
+fi
 LOAD=target/release/gmws
 declare -A SERVER_BIN=(
     [gmws]=target/release/examples/echo
+    [baseline]=${BASELINE_ECHO:-}
     [tungstenite]=benches/peers/target/release/tungstenite_echo
     [fastwebsockets]=benches/peers/target/release/fastwebsockets_echo
 )
 declare -A SERVER_NAME=(
     [gmws]="gmws"
+    [baseline]="gmws (baseline)"
     [tungstenite]="tokio-tungstenite"
     [fastwebsockets]="fastwebsockets"
 )
@@ -242,6 +250,9 @@ cpu_cells() {
     if [ "$has_fws" = 1 ]; then
         printf ' %s |' "$(ratio "$g" "$(field "${RES[fastwebsockets,$1,$2]}" server_cpu_us_per_msg)")"
     fi
+    if [ "$has_base" = 1 ]; then
+        printf ' %s |' "$(ratio "$g" "$(field "${RES[baseline,$1,$2]}" server_cpu_us_per_msg)")"
+    fi
 }
 switch_cells() {
     local s
@@ -266,13 +277,17 @@ DATE=$(date +%Y-%m-%d)
     has_tt=0; has_fws=0
     [[ " $SERVERS " == *" gmws "* && " $SERVERS " == *" tungstenite "* ]] && has_tt=1
     [[ " $SERVERS " == *" gmws "* && " $SERVERS " == *" fastwebsockets "* ]] && has_fws=1
+    has_base=0
+    [[ " $SERVERS " == *" gmws "* && " $SERVERS " == *" baseline "* ]] && has_base=1
     [ $has_tt = 1 ] && printf ' gmws / tokio-tungstenite |'
     [ $has_fws = 1 ] && printf ' gmws / fastwebsockets |'
+    [ $has_base = 1 ] && printf ' gmws / baseline |'
     echo
     printf '|---|---:|'
     for _ in $SERVERS; do printf -- '---:|'; done
     [ $has_tt = 1 ] && printf -- '---:|'
     [ $has_fws = 1 ] && printf -- '---:|'
+    [ $has_base = 1 ] && printf -- '---:|'
     echo
     echo_rows cpu_cells
     echo

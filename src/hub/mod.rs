@@ -481,6 +481,9 @@ impl Hub {
             return;
         };
         let old = conn.state;
+        if old == state {
+            return;
+        }
         conn.state = state;
         let counts = &mut self.counts;
         for (s, delta) in [(old, false), (state, true)] {
