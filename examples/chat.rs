@@ -1,5 +1,6 @@
-//! Library use: the seed's send_to_all chat as a `Handler`, with a custom HTTP
-//! route and an interval timer.
+//! Library use: the seed's send_to_all chat on the JSON envelope protocol (an
+//! `EnvelopeHandler`: `bind` and `ping` come with it, other types reach
+//! `on_message`), with a custom HTTP route and an interval timer.
 //!
 //! `cargo run --example chat -- 127.0.0.1:8090`, then connect with any
 //! WebSocket client, send `{"type":"bind","data":{"client_id":"alice"}}` and
@@ -8,16 +9,16 @@
 use std::time::Duration;
 
 use gmws::http::{Method, Response};
-use gmws::{CloseReason, Config, Envelope, Handler, Hub, Server, SocketId, TimerHandle};
+use gmws::{CloseReason, Config, Envelope, EnvelopeHandler, Hub, Server, SocketId, TimerHandle};
 use serde_json::json;
 
 /// Every message goes to everyone; a tick every 30 s tells how many are online.
 struct Chat;
 
-impl Handler for Chat {
+impl EnvelopeHandler for Chat {
     fn on_connect(&mut self, hub: &mut Hub, socket: SocketId) {
         let hello = json!({"type": "hello", "data": {"socket_id": socket.to_string(), "online": hub.online_sockets()}});
-        hub.send_to_socket(socket, &hello);
+        let _ = hub.send_to_socket(socket, &hello);
     }
 
     fn on_message(&mut self, hub: &mut Hub, socket: SocketId, message: &Envelope) {

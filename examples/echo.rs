@@ -15,11 +15,11 @@ struct Echo;
 
 impl Handler for Echo {
     fn on_text(&mut self, hub: &mut Hub, socket: SocketId, text: &str) {
-        hub.send_text(socket, text);
+        let _ = hub.send_text(socket, text);
     }
 
     fn on_binary(&mut self, hub: &mut Hub, socket: SocketId, data: &[u8]) {
-        hub.send_binary(socket, data);
+        let _ = hub.send_binary(socket, data);
     }
 }
 

@@ -19,9 +19,10 @@ use gmws_protocol::handshake::{
 };
 use gmws_protocol::HandshakeError;
 
+use crate::close::CloseReason;
 use crate::config::Config;
 use crate::connection::{Connection, DeadlineKind, State};
-use crate::handler::{CloseReason, Handler};
+use crate::handler::Handler;
 use crate::http::router::Router;
 use crate::http::serve::{self, HttpOutcome, Route};
 use crate::hub::Hub;
@@ -79,7 +80,7 @@ pub fn take_output(hub: &mut Hub, socket: SocketId) -> Vec<u8> {
 /// Close a socket as a peer's FIN would: `on_close`-less removal from every
 /// index (no handler runs).
 pub fn drop_socket(hub: &mut Hub, id: SocketId) {
-    hub.leave_open(id.slot(), crate::handler::CloseReason::ConnectionLost);
+    hub.leave_open(id.slot(), crate::close::CloseReason::ConnectionLost);
     hub.closed.clear();
     hub.forget(id);
     hub.remove(id.slot());
@@ -294,6 +295,11 @@ fn process_http<H: Handler>(
                 if pipelined {
                     hub.arm_deadline(key, DeadlineKind::Handshake);
                 } else {
+                    // `Server::go_idle`, without the `max_idle_http` queue.
+                    if let Some(conn) = hub.conns.get_mut(key) {
+                        conn.input = Vec::new(); // an idle connection holds no buffer
+                    }
+                    hub.account(key);
                     hub.set_state(key, State::Http { idle: true });
                     hub.arm_deadline(key, DeadlineKind::HttpIdle);
                     return;

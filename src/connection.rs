@@ -14,8 +14,8 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use gmws_protocol::decoder::Decoder;
 use mio::net::TcpStream;
 
-use crate::hub::SocketApp;
 use crate::outqueue::OutQueue;
+use crate::socket_app::SocketApp;
 use crate::socket_id::SocketId;
 use crate::timer::TimerId;
 
@@ -264,7 +264,7 @@ pub struct Connection {
     /// The auth deadline (until the socket binds a client id).
     pub auth_deadline: Option<TimerId>,
     /// Client id, groups, session, user timers: allocated on first use.
-    pub app: Option<Box<SocketApp>>,
+    pub(crate) app: Option<Box<SocketApp>>,
     /// Bytes this connection holds, as last counted in the memory gauge.
     pub accounted: u32,
     /// The peer's address.

@@ -4,15 +4,25 @@
 //! sessions, heartbeats and an HTTP API on the same port, over its own RFC 6455
 //! implementation ([`gmws_protocol`]) and a mio event loop with no async runtime.
 //!
-//! Implement [`Handler`], build a [`Config`], and run a [`Server`]:
+//! Implement [`Handler`] (raw messages) or [`EnvelopeHandler`] (the JSON
+//! envelope protocol of the gateway), build a [`Config`], and run a
+//! [`Server`]:
 //!
 //! ```no_run
-//! use gmws::{Config, Handler, Hub, Server, SocketId};
+//! use gmws::{Config, Handler, Hub, Server, SocketId, Upgrade, UpgradeRequest};
 //!
 //! struct Echo;
 //! impl Handler for Echo {
+//!     fn on_upgrade(&mut self, _hub: &mut Hub, request: &UpgradeRequest<'_>) -> Upgrade {
+//!         match request.query_param("token").as_deref() {
+//!             Some("let-me-in") => Upgrade::accept().with_client_id("guest"),
+//!             _ => Upgrade::refuse(401, "token required"),
+//!         }
+//!     }
 //!     fn on_text(&mut self, hub: &mut Hub, socket: SocketId, text: &str) {
-//!         hub.send_text(socket, text);
+//!         if let Err(e) = hub.send_text(socket, text) {
+//!             eprintln!("not echoed: {e}");
+//!         }
 //!     }
 //! }
 //!
@@ -29,6 +39,7 @@ pub mod auth;
 #[cfg(feature = "bench-internals")]
 pub mod bench_support;
 pub mod cli;
+pub mod close;
 pub mod config;
 pub mod connection;
 pub mod gateway;
@@ -41,14 +52,19 @@ pub mod message;
 pub mod metrics;
 pub mod outqueue;
 mod server;
+mod socket_app;
 pub mod socket_id;
 pub mod timer;
+mod timer_handle;
+pub mod upgrade;
 
+pub use close::{CloseCode, CloseReason};
 pub use config::Config;
-pub use gateway::Gateway;
+pub use gateway::{EnvelopeHandler, Gateway};
 pub use gmws_protocol as protocol;
-pub use handler::{CloseReason, Handler};
-pub use hub::{Audience, Hub, HubError, Payload, TimerHandle};
+pub use handler::Handler;
+pub use hub::{Audience, Hub, HubError, Payload, SendError, TimerHandle};
 pub use message::Envelope;
 pub use server::{Server, ShutdownHandle};
 pub use socket_id::SocketId;
+pub use upgrade::{Upgrade, UpgradeRequest};

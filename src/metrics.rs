@@ -1,6 +1,6 @@
 //! Counters the server keeps for `/metrics` and `/status`.
 
-use crate::handler::CloseReason;
+use crate::close::CloseReason;
 
 /// Monotonic counters since start.
 #[derive(Clone, Debug, Default)]

@@ -947,7 +947,10 @@ fn user_routes() {
                 let client = req.param("client").unwrap();
                 let mut n = 0;
                 for id in hub.client_sockets(client) {
-                    n += usize::from(hub.close_socket(id, 4003, "kicked"));
+                    n += usize::from(
+                        hub.close_socket(id, gmws::CloseCode(4003), "kicked")
+                            .is_ok(),
+                    );
                 }
                 Response::json(200, &json!({"kicked": n}))
             })

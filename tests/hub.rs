@@ -18,7 +18,7 @@ mod support;
 
 use std::time::Duration;
 
-use gmws::{CloseReason, Config, Handler, Hub, Payload, SocketId, TimerHandle};
+use gmws::{CloseCode, CloseReason, Config, Handler, Hub, Payload, SocketId, TimerHandle};
 use serde_json::{json, Value};
 use support::*;
 
@@ -103,11 +103,16 @@ impl Commands {
             "client_sockets" => sorted(hub.client_sockets(rest)),
             "online_socket" => hub.is_socket_online(target()).to_string(),
             "online_client" => hub.is_client_online(rest).to_string(),
-            "send_to_socket" => hub.send_to_socket(target(), tail).to_string(),
+            "send_to_socket" => hub.send_to_socket(target(), tail).is_ok().to_string(),
+            "send_result" => format!("{:?}", hub.send_to_socket(target(), tail)),
             "send_bytes" => hub
                 .send_to_socket(target(), Payload::Binary(tail.as_bytes()))
+                .is_ok()
                 .to_string(),
-            "send_json" => hub.send_to_socket(target(), &json_arg(tail)).to_string(),
+            "send_json" => hub
+                .send_to_socket(target(), &json_arg(tail))
+                .is_ok()
+                .to_string(),
             "send_to_client" => hub.send_to_client(w[0], tail).to_string(),
             "send_to_all" => hub.send_to_all(rest).to_string(),
             "send_to_all_clients" => hub.send_to_all_clients(rest).to_string(),
@@ -134,7 +139,9 @@ impl Commands {
             "close" => {
                 let (w, reason) = words(rest, 2);
                 let code: u16 = w[1].parse().expect("code");
-                hub.close_socket(sid(me, w[0]), code, reason).to_string()
+                hub.close_socket(sid(me, w[0]), CloseCode(code), reason)
+                    .is_ok()
+                    .to_string()
             }
             "counts" => format!(
                 "sockets={} clients={} groups={} connections={}",
@@ -184,12 +191,12 @@ impl Commands {
 
 impl Handler for Commands {
     fn on_connect(&mut self, hub: &mut Hub, socket: SocketId) {
-        hub.send_text(socket, &format!("id {socket}"));
+        let _ = hub.send_text(socket, &format!("id {socket}"));
     }
 
     fn on_text(&mut self, hub: &mut Hub, socket: SocketId, text: &str) {
         let reply = self.run(hub, socket, text);
-        hub.send_text(socket, &reply);
+        let _ = hub.send_text(socket, &reply);
     }
 
     fn on_close(&mut self, hub: &mut Hub, socket: SocketId, reason: &CloseReason) {
@@ -197,18 +204,20 @@ impl Handler for Commands {
             return;
         };
         let reason = match reason {
-            CloseReason::ClientClose(code) => format!("client_close({code:?})"),
-            CloseReason::ServerClose(code) => format!("server_close({code})"),
+            CloseReason::ClientClose(code) => format!("client_close({:?})", code.map(|c| c.0)),
+            CloseReason::ServerClose(code) => format!("server_close({})", code.0),
             other => other.label().to_owned(),
         };
+        // A closing socket takes no more messages, and says why.
+        let send = hub.send_text(socket, "too late");
         let line = format!(
-            "closed {socket} {reason} client={:?} groups={:?} session={:?} online={}",
+            "closed {socket} {reason} client={:?} groups={:?} session={:?} online={} send={send:?}",
             hub.client_id(socket),
             hub.socket_groups(socket),
             hub.get_session(socket).map(Value::to_string),
             hub.is_socket_online(socket),
         );
-        hub.send_text(watcher, &line);
+        let _ = hub.send_text(watcher, &line);
     }
 
     fn on_timer(&mut self, hub: &mut Hub, timer: TimerHandle, socket: Option<SocketId>) {
@@ -221,7 +230,7 @@ impl Handler for Commands {
         if socket.is_some_and(|s| !hub.is_socket_online(s)) {
             self.fired_offline.push(i);
         }
-        hub.send_text(t.report_to, &format!("fired {i}"));
+        let _ = hub.send_text(t.report_to, &format!("fired {i}"));
     }
 }
 
@@ -595,7 +604,8 @@ fn close_socket_sends_the_code_and_reason() {
     assert_eq!(a.client.answer_close(4000), "bye now");
     let line = b.recv();
     assert!(
-        line.starts_with(&format!("closed {} server_close(4000)", a.id)),
+        line.starts_with(&format!("closed {} server_close(4000)", a.id))
+            && line.ends_with("send=Err(Closing)"),
         "{line}"
     );
     assert_eq!(b.cmd(&format!("online_socket {}", a.id)), "false");
@@ -709,7 +719,7 @@ fn on_close_can_still_read_the_sockets_data() {
     let line = obs.recv();
     assert!(
         line.ends_with(
-            r#"client=Some("alice") groups=["room"] session=Some("{\"k\":1}") online=false"#
+            r#"client=Some("alice") groups=["room"] session=Some("{\"k\":1}") online=false send=Err(Closing)"#
         ),
         "{line}"
     );
@@ -737,6 +747,10 @@ fn a_stale_socket_id_addresses_nothing_even_when_its_slot_is_reused() {
     assert_eq!(
         obs.cmd(&format!("send_to_socket {st} for the dead")),
         "false"
+    );
+    assert_eq!(
+        obs.cmd(&format!("send_result {st} for the dead")),
+        "Err(UnknownSocket)"
     );
     assert_eq!(obs.cmd(&format!("send_bytes {st} x")), "false");
     assert_eq!(obs.cmd(&format!("client_id {st}")), "None");

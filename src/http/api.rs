@@ -176,7 +176,9 @@ fn run(hub: &mut Hub, route: ApiRoute, request: &HttpRequest) -> ApiResult {
                     })?,
             };
             let reason = body.get("reason").and_then(Value::as_str).unwrap_or("");
-            let closed = hub.close_socket(socket, code, reason);
+            let closed = hub
+                .close_socket(socket, crate::CloseCode(code), reason)
+                .is_ok();
             Ok(Response::json(200, &json!({ "closed": closed })))
         }
     }
@@ -222,7 +224,7 @@ fn send(hub: &mut Hub, route: ApiRoute, request: &HttpRequest) -> ApiResult {
             let socket: SocketId = target
                 .parse()
                 .map_err(|_| bad("socket_id must be a decimal id"))?;
-            usize::from(hub.send_to_socket(socket, &out))
+            usize::from(hub.send_to_socket(socket, &out).is_ok())
         }
         _ => hub.send_to_all(&out),
     };

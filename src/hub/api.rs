@@ -8,50 +8,9 @@ use serde_json::{Map, Value};
 
 use super::payload::Payload;
 use super::{millis, Hub, TimerEvent};
+use crate::socket_app::SocketApp;
 use crate::socket_id::SocketId;
-
-/// Per-socket application state, allocated on first use (an idle socket that
-/// never binds, joins or stores a session has none).
-#[derive(Debug, Default)]
-pub struct SocketApp {
-    /// The bound client id.
-    pub(crate) client_id: Option<String>,
-    /// Groups joined.
-    pub(crate) groups: Vec<String>,
-    /// The session object.
-    pub(crate) session: Option<Value>,
-    /// User timers tied to this socket.
-    pub(crate) timers: Vec<TimerHandle>,
-    /// Invalid messages in the current window, and when the window began (ms).
-    pub(crate) invalid: (u32, u64),
-    /// The fan-out token bucket: bytes left (negative: in debt) and when it
-    /// was last refilled (ms). `None` until the first client-initiated send.
-    pub(crate) fanout: Option<(i64, u64)>,
-    /// The session's size as JSON.
-    pub(crate) session_bytes: usize,
-    /// What this state holds, as counted in the memory gauge (see
-    /// [`SocketApp::measure`]).
-    pub(crate) bytes: usize,
-}
-
-/// What one group membership costs beyond its name: the index entries both
-/// ways (group → socket, socket → group) and the group's share of a map slot.
-const MEMBERSHIP_COST: usize = 96;
-
-impl SocketApp {
-    /// The bytes this state holds: the client id, the group names and their
-    /// index entries, the session (its JSON size), the state itself.
-    fn measure(&self) -> usize {
-        std::mem::size_of::<SocketApp>()
-            + self.client_id.as_ref().map_or(0, String::len)
-            + self
-                .groups
-                .iter()
-                .map(|g| g.len() + MEMBERSHIP_COST)
-                .sum::<usize>()
-            + self.session_bytes
-    }
-}
+pub use crate::timer_handle::TimerHandle;
 
 /// Who a send reaches: see [`Hub::audience`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,10 +27,6 @@ pub enum Audience<'a> {
     AllClients,
 }
 
-/// A user timer, as returned by [`Hub::add_timer`] and given to `on_timer`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TimerHandle(pub(crate) u64);
-
 /// A user timer's schedule.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct UserTimer {
@@ -79,6 +34,31 @@ pub(crate) struct UserTimer {
     pub interval_ms: Option<u64>,
     pub socket: Option<SocketId>,
 }
+
+/// Why a message to one socket did not go out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// No socket has this id: it never did, or it closed and is gone.
+    UnknownSocket,
+    /// The socket is closing: it takes no more messages.
+    Closing,
+    /// The socket could not take this message: it was closed for
+    /// backpressure (1008) instead.
+    Backpressure,
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SendError::UnknownSocket => "no such socket",
+            SendError::Closing => "the socket is closing",
+            SendError::Backpressure => "the socket was closed for backpressure",
+        })
+    }
+}
+
+impl std::error::Error for SendError {}
 
 /// Why a hub operation was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,6 +76,8 @@ pub enum HubError {
     GroupBytesExceeded,
     /// The session would serialise to more than `max_session_size` bytes.
     SessionTooLarge,
+    /// The close code may not be sent on the wire.
+    InvalidCloseCode,
 }
 
 impl std::fmt::Display for HubError {
@@ -109,6 +91,7 @@ impl std::fmt::Display for HubError {
                 "the socket's group names are over max_group_bytes_per_socket"
             }
             HubError::SessionTooLarge => "session over max_session_size",
+            HubError::InvalidCloseCode => "close code not valid on the wire",
         })
     }
 }
@@ -162,14 +145,18 @@ impl Hub {
         }
     }
 
-    /// Queue a message to one socket. False if it is not online (or was just
-    /// closed for backpressure).
+    /// Queue a message to one socket.
     pub fn send_to_socket<'a>(
         &mut self,
         socket: SocketId,
         payload: impl Into<Payload<'a>>,
-    ) -> bool {
-        self.fan_out(&[socket], payload.into()) == 1
+    ) -> Result<(), SendError> {
+        self.sendable(socket)?;
+        if self.fan_out(&[socket], payload.into()) == 1 {
+            Ok(())
+        } else {
+            Err(SendError::Backpressure)
+        }
     }
 
     /// Queue a message to every socket bound to `client_id`; returns how many.
@@ -558,7 +545,7 @@ impl Hub {
         message: &str,
         request: Option<&str>,
     ) {
-        self.send_to_socket(socket, &crate::message::error(code, message, request));
+        let _ = self.send_to_socket(socket, &crate::message::error(code, message, request));
         let (limit, window) = (
             self.config.invalid_message_limit,
             millis(self.config.invalid_message_window),
@@ -581,7 +568,7 @@ impl Hub {
                 socket.slot(),
                 gmws_protocol::CloseCode::POLICY,
                 "too many invalid messages",
-                crate::handler::CloseReason::RateLimited,
+                crate::close::CloseReason::RateLimited,
             );
         }
     }

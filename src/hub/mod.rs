@@ -31,12 +31,12 @@ mod clients;
 mod groups;
 mod payload;
 
-pub use api::{Audience, HubError, SocketApp, TimerHandle};
+pub use api::{Audience, HubError, SendError, TimerHandle};
 pub use payload::Payload;
 
+use crate::close::CloseReason;
 use crate::config::Config;
 use crate::connection::{Connection, DeadlineKind, Dirty, State};
-use crate::handler::CloseReason;
 use crate::memory::Gauge;
 use crate::metrics::Metrics;
 use crate::outqueue::{Pool, SharedFrame};
@@ -244,41 +244,60 @@ impl Hub {
         self.conn(socket).map(|c| c.peer.addr())
     }
 
-    /// Queue a text message to `socket`. False if it is not online.
-    pub fn send_text(&mut self, socket: SocketId, text: &str) -> bool {
+    /// Queue a text message to `socket`.
+    pub fn send_text(&mut self, socket: SocketId, text: &str) -> Result<(), SendError> {
         self.send_frame(socket, OpCode::Text, text.as_bytes())
     }
 
-    /// Queue a binary message to `socket`. False if it is not online.
-    pub fn send_binary(&mut self, socket: SocketId, data: &[u8]) -> bool {
+    /// Queue a binary message to `socket`.
+    pub fn send_binary(&mut self, socket: SocketId, data: &[u8]) -> Result<(), SendError> {
         self.send_frame(socket, OpCode::Binary, data)
     }
 
-    /// Close `socket` with `code` and `reason` (the close handshake follows).
-    /// False, and nothing done, if it was not online or if `code` may not be
-    /// sent on the wire (valid: 1000-1003, 1007-1014, 3000-4999).
-    pub fn close_socket(&mut self, socket: SocketId, code: u16, reason: &str) -> bool {
-        if !self.is_socket_online(socket) {
-            return false;
+    /// Why `socket` cannot take a message now, if it cannot.
+    pub(crate) fn sendable(&self, socket: SocketId) -> Result<(), SendError> {
+        match self.conn(socket) {
+            None => Err(SendError::UnknownSocket),
+            Some(c) if !c.is_open() => Err(SendError::Closing),
+            Some(_) => Ok(()),
         }
-        if !CloseCode(code).is_valid_on_wire() {
-            log::warn!("socket {socket}: close_socket with code {code}, which is not valid on the wire: refused");
-            return false;
-        }
-        self.begin_close(
-            socket.slot(),
-            CloseCode(code),
-            reason,
-            CloseReason::ServerClose(code),
-        );
-        true
     }
 
-    fn send_frame(&mut self, socket: SocketId, opcode: OpCode, payload: &[u8]) -> bool {
+    /// Close `socket` with `code` and `reason` (the close handshake follows).
+    /// Refused, with nothing done, if it is not online or if `code` may not
+    /// be sent on the wire (valid: 1000-1003, 1007-1014, 3000-4999).
+    pub fn close_socket(
+        &mut self,
+        socket: SocketId,
+        code: CloseCode,
+        reason: &str,
+    ) -> Result<(), HubError> {
         if !self.is_socket_online(socket) {
-            return false;
+            return Err(HubError::NotOnline);
         }
-        self.queue_frame(socket.slot(), opcode, payload)
+        if !code.is_valid_on_wire() {
+            log::warn!(
+                "socket {socket}: close_socket with code {}, which is not valid on the wire: refused",
+                code.0
+            );
+            return Err(HubError::InvalidCloseCode);
+        }
+        self.begin_close(socket.slot(), code, reason, CloseReason::ServerClose(code));
+        Ok(())
+    }
+
+    fn send_frame(
+        &mut self,
+        socket: SocketId,
+        opcode: OpCode,
+        payload: &[u8],
+    ) -> Result<(), SendError> {
+        self.sendable(socket)?;
+        if self.queue_frame(socket.slot(), opcode, payload) {
+            Ok(())
+        } else {
+            Err(SendError::Backpressure)
+        }
     }
 
     /// Encode a frame onto slot `key`'s queue. False if the socket was closed

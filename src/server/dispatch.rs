@@ -7,8 +7,9 @@ use gmws_protocol::decoder::{Decoder, Message, Role};
 use gmws_protocol::encoder::{encode_close, encode_empty_close};
 use gmws_protocol::{CloseCode, OpCode};
 
+use crate::close::CloseReason;
 use crate::connection::{DeadlineKind, State};
-use crate::handler::{CloseReason, Handler};
+use crate::handler::Handler;
 use crate::hub::Hub;
 use crate::socket_id::SocketId;
 
@@ -106,7 +107,7 @@ fn dispatch<H: Handler>(
                     None => encode_empty_close(&mut reply, None),
                 }
                 hub.queue_raw(key, &reply);
-                hub.leave_open(key, CloseReason::ClientClose(frame.map(|f| f.code.0)));
+                hub.leave_open(key, CloseReason::ClientClose(frame.map(|f| f.code)));
             }
             hub.set_state(key, state.on_close_received());
             if state == State::Open {

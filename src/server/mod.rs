@@ -30,9 +30,10 @@ use gmws_protocol::{CloseCode, Limits};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use crate::close::CloseReason;
 use crate::config::{Config, IpRange};
 use crate::connection::State;
-use crate::handler::{CloseReason, Handler};
+use crate::handler::Handler;
 use crate::http::router::{Method, RouteError, Router};
 use crate::http::serve::{self, Route};
 use crate::http::{HttpRequest, Response};

@@ -3,15 +3,22 @@
 
 use std::io::{ErrorKind, Read};
 
-use gmws_protocol::handshake::{parse_request, validate_upgrade, write_accept_response};
-use gmws_protocol::HandshakeError;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use gmws_protocol::handshake::{
+    parse_request, validate_upgrade, write_accept_response, Accept, Request,
+};
+use gmws_protocol::{CloseCode, HandshakeError};
 
 use super::dispatch::{call_handler, dispatch_frames};
 use super::{Server, READ_BUDGET, READ_CHUNK, RESERVE};
+use crate::close::CloseReason;
 use crate::connection::{Action, DeadlineKind, State};
-use crate::handler::{CloseReason, Handler};
+use crate::handler::Handler;
 use crate::http::serve::{self, HttpOutcome};
+use crate::http::Response;
 use crate::hub::TimerEvent;
+use crate::upgrade::{Upgrade, UpgradeRequest};
 
 /// Past this many bytes of queued responses, a connection's pipelined
 /// requests wait (unparsed, and unread in the kernel) until they are written.
@@ -195,17 +202,7 @@ impl<H: Handler> Server<H> {
             };
             if request.is_websocket_upgrade() {
                 match validate_upgrade(&request, &self.policy) {
-                    Ok(accept) => {
-                        conn.input.drain(..head_len);
-                        if conn.input.is_empty() {
-                            // An open socket keeps no buffer of the request head.
-                            conn.input = Vec::new();
-                        }
-                        let mut response = Vec::with_capacity(160);
-                        write_accept_response(&mut response, &accept);
-                        self.hub.queue_raw(key, &response);
-                        self.open(key);
-                    }
+                    Ok(accept) => self.upgrade(key, &request, head_len, accept),
                     Err(e) => self.refuse(key, e),
                 }
                 return;
@@ -236,8 +233,74 @@ impl<H: Handler> Server<H> {
         }
     }
 
-    /// The handshake succeeded and the 101 is queued: the socket is open.
-    fn open(&mut self, key: usize) {
+    /// A valid upgrade request: the application decides
+    /// ([`Handler::on_upgrade`]); accepted, the 101 is queued and the socket
+    /// opens, refused, the application's status and body are sent.
+    fn upgrade(&mut self, key: usize, request: &Request, head_len: usize, mut accept: Accept) {
+        let Some(conn) = self.hub.conns.get(key) else {
+            return;
+        };
+        let (id, peer) = (conn.id, conn.peer.addr());
+        let view = UpgradeRequest::new(request, peer, accept.protocol.as_deref());
+        let (hub, handler) = (&mut self.hub, &mut self.handler);
+        let decision = catch_unwind(AssertUnwindSafe(|| handler.on_upgrade(hub, &view)));
+        let accepted = match decision {
+            Ok(Upgrade::Accept(accepted)) => accepted,
+            Ok(Upgrade::Refuse { status, body }) => {
+                let status = if (400..=599).contains(&status) {
+                    status
+                } else {
+                    403
+                };
+                log::debug!("socket {id} ({peer}): upgrade refused by the application: {status}");
+                return self.refuse_with(key, &Response::error(status, &body));
+            }
+            Err(_) => {
+                self.hub.metrics.handler_panics += 1;
+                log::error!("socket {id}: on_upgrade panicked; answering 500");
+                return self.refuse_with(key, &Response::error(500, "internal error"));
+            }
+        };
+        if let Some(protocol) = accepted.protocol {
+            if protocol
+                .as_deref()
+                .is_some_and(|p| !view.protocols().any(|o| o == p))
+            {
+                log::error!(
+                    "socket {id}: on_upgrade chose subprotocol {protocol:?}, which the client did not offer; answering 500"
+                );
+                return self.refuse_with(key, &Response::error(500, "internal error"));
+            }
+            accept.protocol = protocol;
+        }
+        if let Some(conn) = self.hub.conns.get_mut(key) {
+            conn.input.drain(..head_len);
+            if conn.input.is_empty() {
+                // An open socket keeps no buffer of the request head.
+                conn.input = Vec::new();
+            }
+        }
+        let mut response = Vec::with_capacity(160);
+        write_accept_response(&mut response, &accept);
+        self.hub.queue_raw(key, &response);
+        self.open(key, accepted.client_id, accepted.session);
+    }
+
+    /// Answer a request head with `response` and close.
+    fn refuse_with(&mut self, key: usize, response: &Response) {
+        self.hub.metrics.handshake_failures += 1;
+        let mut out = Vec::new();
+        response.write_to(&mut out, false, false);
+        if let Some(conn) = self.hub.conns.get_mut(key) {
+            conn.input = Vec::new();
+        }
+        self.hub.queue_raw(key, &out);
+        self.hub.finish(key);
+    }
+
+    /// The handshake succeeded and the 101 is queued: the socket is open,
+    /// bound to `client_id` and holding `session` if the application said so.
+    fn open(&mut self, key: usize, client_id: Option<String>, session: Option<serde_json::Value>) {
         let Some(conn) = self.hub.conns.get_mut(key) else {
             return;
         };
@@ -259,6 +322,27 @@ impl<H: Handler> Server<H> {
             }
         }
         log::debug!("socket {id}: open");
+        if let Some(client_id) = client_id {
+            if let Err(e) = self.hub.bind_client(id, &client_id) {
+                log::error!(
+                    "socket {id}: on_upgrade's client id cannot be bound ({e}); closing 1011"
+                );
+                let _ = self
+                    .hub
+                    .close_socket(id, CloseCode::INTERNAL, "internal error");
+            }
+        }
+        if let Some(session) = session {
+            if let Err(e) = self.hub.set_session(id, session) {
+                log::error!("socket {id}: on_upgrade's session cannot be set ({e}); closing 1011");
+                let _ = self
+                    .hub
+                    .close_socket(id, CloseCode::INTERNAL, "internal error");
+            }
+        }
+        if !self.hub.is_socket_online(id) {
+            return self.notify_closed();
+        }
         call_handler(&mut self.hub, &mut self.handler, id, |h, hub| {
             h.on_connect(hub, id)
         });

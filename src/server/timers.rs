@@ -9,8 +9,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use gmws_protocol::{CloseCode, OpCode};
 
 use super::Server;
+use crate::close::CloseReason;
 use crate::connection::{DeadlineKind, State};
-use crate::handler::{CloseReason, Handler};
+use crate::handler::Handler;
 use crate::hub::TimerEvent;
 use crate::socket_id::SocketId;
 use crate::timer::TimerId;

@@ -8,8 +8,9 @@ use gmws_protocol::CloseCode;
 use mio::{Interest, Token};
 
 use super::Server;
+use crate::close::CloseReason;
 use crate::connection::{Action, Dirty, State};
-use crate::handler::{CloseReason, Handler};
+use crate::handler::Handler;
 
 /// Sockets with only fan-out frames written per turn at most; the rest are
 /// written first next turn (and meanwhile gather more frames into the same

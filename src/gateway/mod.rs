@@ -1,7 +1,8 @@
-//! The default gateway: the `gmws` binary's [`Handler`].
+//! The default gateway: the `gmws` binary's [`crate::Handler`] (an
+//! [`EnvelopeHandler`]: the JSON envelope protocol).
 //!
 //! It speaks the wire contract of DESIGN.md: `welcome` on connect; `bind` and
-//! `ping` (handled by the framework, see [`Handler::on_text`]); and `join`,
+//! `ping` (handled by the envelope protocol, see [`EnvelopeHandler`]); and `join`,
 //! `leave`, `send_to_all`, `send_to_group`, `send_to_client`, each allowed or
 //! refused by configuration (`allow_join`, `allow_send_to_*`). Until bound, a
 //! socket may only `bind` and `ping`. Every refusal is an error envelope and
@@ -23,7 +24,10 @@
 
 use serde_json::{json, Value};
 
-use crate::handler::Handler;
+mod envelopes;
+
+pub use envelopes::{default_auth, EnvelopeHandler};
+
 use crate::hub::{Audience, Hub, HubError};
 use crate::message::{codes, envelope, Envelope};
 use crate::socket_id::SocketId;
@@ -33,7 +37,7 @@ use gmws_protocol::encoder::frame_len;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Gateway;
 
-impl Handler for Gateway {
+impl EnvelopeHandler for Gateway {
     fn on_connect(&mut self, hub: &mut Hub, socket: SocketId) {
         let welcome = envelope(
             "welcome",
@@ -42,14 +46,18 @@ impl Handler for Gateway {
                 "auth_timeout": seconds(hub.config().auth_timeout),
             }),
         );
-        hub.send_to_socket(socket, &welcome);
+        let _ = hub.send_to_socket(socket, &welcome);
     }
 
     fn on_binary(&mut self, hub: &mut Hub, socket: SocketId, _data: &[u8]) {
         match hub.config().binary_messages.as_str() {
             "ignore" => {}
             "close" => {
-                hub.close_socket(socket, 1003, "binary frames are not accepted");
+                let _ = hub.close_socket(
+                    socket,
+                    crate::CloseCode::UNSUPPORTED,
+                    "binary frames are not accepted",
+                );
             }
             _ => hub.reply_error(
                 socket,
@@ -63,7 +71,7 @@ impl Handler for Gateway {
     fn on_message(&mut self, hub: &mut Hub, socket: SocketId, message: &Envelope) {
         match handle(hub, socket, message) {
             Ok(Some(reply)) => {
-                hub.send_to_socket(socket, &reply);
+                let _ = hub.send_to_socket(socket, &reply);
             }
             Ok(None) => {}
             Err((code, text)) => hub.reply_error(socket, code, &text, Some(&message.kind)),
