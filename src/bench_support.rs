@@ -24,8 +24,8 @@ use crate::config::Config;
 use crate::connection::{Connection, DeadlineKind, State};
 use crate::handler::Handler;
 use crate::http::router::Router;
-use crate::http::serve::{self, HttpOutcome, Route};
 use crate::hub::Hub;
+use crate::server::http::{self as serve, HttpOutcome, Route};
 use crate::socket_id::SocketId;
 
 /// An empty hub with `config`, as the event loop would make it.

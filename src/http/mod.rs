@@ -1,13 +1,12 @@
-//! Plain HTTP/1.1 on the WebSocket port: request bodies, routing, responses.
+//! Plain HTTP/1.1 vocabulary: requests, responses, the router. What serves
+//! them on the WebSocket port (bodies, keep-alive, the built-in routes and
+//! the `/api/`) is the server's (`server::http`).
 
-pub mod api;
+mod query;
 pub mod request;
 pub mod response;
 pub mod router;
-pub mod routes;
-pub mod serve;
 
 pub use request::HttpRequest;
 pub use response::Response;
 pub use router::{Method, Params, RouteMatch, Router};
-pub use serve::UserRoute;

@@ -35,12 +35,13 @@ use crate::config::{Config, IpRange};
 use crate::connection::State;
 use crate::handler::Handler;
 use crate::http::router::{Method, RouteError, Router};
-use crate::http::serve::{self, Route};
 use crate::http::{HttpRequest, Response};
 use crate::hub::{millis, Hub};
+use http::Route;
 
 mod accept;
 mod dispatch;
+pub(crate) mod http;
 mod read;
 mod timers;
 mod write;
@@ -123,7 +124,7 @@ impl<H: Handler> Server<H> {
             listener: Some(listener),
             local_addr,
             hub: Hub::new(Arc::new(config.clone())),
-            router: serve::builtin_router(),
+            router: http::builtin_router(),
             handler,
             limits: config.frame_limits(),
             head_limits: config.head_limits(),

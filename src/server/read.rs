@@ -11,14 +11,18 @@ use gmws_protocol::handshake::{
 use gmws_protocol::{CloseCode, HandshakeError};
 
 use super::dispatch::{call_handler, dispatch_frames};
+use super::http::{self as serve, HttpOutcome};
 use super::{Server, READ_BUDGET, READ_CHUNK, RESERVE};
 use crate::close::CloseReason;
 use crate::connection::{Action, DeadlineKind, State};
 use crate::handler::Handler;
-use crate::http::serve::{self, HttpOutcome};
 use crate::http::Response;
 use crate::hub::TimerEvent;
 use crate::upgrade::{Upgrade, UpgradeRequest};
+
+/// Whether a short read proves the next arrival raises a new readiness edge
+/// (epoll); elsewhere reads go on to `WouldBlock` as mio documents.
+const SHORT_READ_ENDS_READINESS: bool = cfg!(any(target_os = "linux", target_os = "android"));
 
 /// Past this many bytes of queued responses, a connection's pipelined
 /// requests wait (unparsed, and unread in the kernel) until they are written.
@@ -28,13 +32,15 @@ impl<H: Handler> Server<H> {
     /// Serve slot `key`'s input: bytes deferred by an earlier turn, then the
     /// socket, until `WouldBlock`, EOF, or a budget.
     ///
-    /// A read that returns less than the buffer emptied the socket's receive
-    /// queue at that moment, and any byte arriving later raises a new edge
-    /// event (epoll queues one per arrival, not per empty-to-ready change), so
+    /// mio's contract for edge-triggered readiness is to read until
+    /// `WouldBlock`; the per-turn read budget stays a fairness rule on top.
+    /// On Linux one exception is taken (tokio takes the same): a read that
+    /// returns less than the buffer emptied the socket's receive queue at
+    /// that moment, and epoll raises a new edge for every later arrival, so
     /// the loop stops there and saves the `read` that would only answer
-    /// `WouldBlock`. Unless `drain`: when the event already reported the peer's
-    /// FIN (or an error), or the socket was deferred, no new event may come
-    /// for what is waiting, so read on.
+    /// `WouldBlock` (one syscall per message saved).
+    /// Not when `drain`: after the peer's FIN (or an error), or for a
+    /// deferred socket, no new event may come for what is waiting.
     pub(super) fn ready(&mut self, key: usize, drain: bool) {
         let Some(conn) = self.hub.conns.get(key) else {
             return;
@@ -73,7 +79,7 @@ impl<H: Handler> Server<H> {
                     if self.hub.gauge.total() > self.config.max_buffer_memory {
                         self.enforce_memory();
                     }
-                    if n < READ_CHUNK && !drain {
+                    if n < READ_CHUNK && !drain && SHORT_READ_ENDS_READINESS {
                         return;
                     }
                 }

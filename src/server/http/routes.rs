@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use super::response::Response;
+use crate::http::response::Response;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 

@@ -11,9 +11,9 @@ use hmac::digest::CtOutput;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::request::HttpRequest;
-use super::response::Response;
 use crate::config::Config;
+use crate::http::request::HttpRequest;
+use crate::http::response::Response;
 use crate::hub::Hub;
 use crate::message::{envelope, id_value};
 use crate::socket_id::SocketId;

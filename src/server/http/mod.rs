@@ -1,4 +1,5 @@
-//! Serving one plain HTTP request on a connection in the `Http` phase.
+//! Serving one plain HTTP request on a connection in the `Http` state: the
+//! built-in routes, the `/api/`, user routes and `Handler::on_http`.
 //!
 //! Requests are HTTP/1.1 with keep-alive (HTTP/1.0 closes after the response
 //! unless it asks for keep-alive). Bodies come with `Content-Length` only:
@@ -11,12 +12,15 @@
 
 use gmws_protocol::handshake::Request;
 
-use super::api::{self, ApiRoute};
-use super::request::HttpRequest;
-use super::response::Response;
-use super::router::{allow_header_value, parse_query, Method, Params, RouteMatch, Router};
-use super::routes;
+mod api;
+mod routes;
+
+use api::ApiRoute;
+
 use crate::handler::Handler;
+use crate::http::request::HttpRequest;
+use crate::http::response::Response;
+use crate::http::router::{allow_header_value, parse_query, Method, Params, RouteMatch, Router};
 use crate::hub::Hub;
 
 /// What became of the request at the head of a connection's input.

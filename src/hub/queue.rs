@@ -1,0 +1,274 @@
+//! Queuing and writing: single messages, shared fan-out frames, raw HTTP
+//! bytes; backpressure judged after the kernel refused; the memory gauge;
+//! the turn's fan-out budget.
+
+use std::io::{ErrorKind, IoSlice, Write};
+
+use gmws_protocol::frame::{FrameHeader, MAX_HEADER_LEN};
+use gmws_protocol::{CloseCode, OpCode};
+
+use super::{Hub, HubError, SendError};
+use crate::close::CloseReason;
+use crate::connection::Dirty;
+use crate::outqueue::SharedFrame;
+use crate::socket_id::SocketId;
+
+/// Messages at least this large, sent to a socket with nothing queued, are
+/// written at once instead of copied into its queue.
+const DIRECT_WRITE_MIN: usize = 16 * 1024;
+
+/// What one delivery costs the turn's fan-out budget beyond its bytes (the
+/// queue entry, the write it adds).
+const DELIVERY_COST: usize = 256;
+
+impl Hub {
+    /// Queue a text message to `socket`.
+    pub fn send_text(&mut self, socket: SocketId, text: &str) -> Result<(), SendError> {
+        self.send_frame(socket, OpCode::Text, text.as_bytes())
+    }
+
+    /// Queue a binary message to `socket`.
+    pub fn send_binary(&mut self, socket: SocketId, data: &[u8]) -> Result<(), SendError> {
+        self.send_frame(socket, OpCode::Binary, data)
+    }
+
+    /// Why `socket` cannot take a message now, if it cannot.
+    pub(crate) fn sendable(&self, socket: SocketId) -> Result<(), SendError> {
+        match self.conn(socket) {
+            None => Err(SendError::UnknownSocket),
+            Some(c) if !c.is_open() => Err(SendError::Closing),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Close `socket` with `code` and `reason` (the close handshake follows).
+    /// Refused, with nothing done, if it is not online or if `code` may not
+    /// be sent on the wire (valid: 1000-1003, 1007-1014, 3000-4999).
+    pub fn close_socket(
+        &mut self,
+        socket: SocketId,
+        code: CloseCode,
+        reason: &str,
+    ) -> Result<(), HubError> {
+        if !self.is_socket_online(socket) {
+            return Err(HubError::NotOnline);
+        }
+        if !code.is_valid_on_wire() {
+            log::warn!(
+                "socket {socket}: close_socket with code {}, which is not valid on the wire: refused",
+                code.0
+            );
+            return Err(HubError::InvalidCloseCode);
+        }
+        self.begin_close(socket.slot(), code, reason, CloseReason::ServerClose(code));
+        Ok(())
+    }
+
+    fn send_frame(
+        &mut self,
+        socket: SocketId,
+        opcode: OpCode,
+        payload: &[u8],
+    ) -> Result<(), SendError> {
+        self.sendable(socket)?;
+        if self.queue_frame(socket.slot(), opcode, payload) {
+            Ok(())
+        } else {
+            Err(SendError::Backpressure)
+        }
+    }
+
+    /// Encode a frame onto slot `key`'s queue. False if the socket was closed
+    /// for backpressure instead.
+    pub(crate) fn queue_frame(&mut self, key: usize, opcode: OpCode, payload: &[u8]) -> bool {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return false;
+        };
+        if opcode == OpCode::Text || opcode == OpCode::Binary {
+            self.metrics.messages_out += 1;
+            self.metrics.bytes_out += payload.len() as u64;
+        }
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask: None,
+            payload_len: payload.len() as u64,
+        };
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let head_len = header.encode_into(&mut head);
+        let head = &head[..head_len];
+        let mut written = 0;
+        if payload.len() >= DIRECT_WRITE_MIN && conn.output.is_empty() && conn.is_open() {
+            // A large message to an idle socket goes straight to the kernel
+            // (header and payload in one writev), saving the copy into the
+            // queue; only what the socket does not take is queued.
+            let slices = [IoSlice::new(head), IoSlice::new(payload)];
+            if let Ok(n) = conn.stream.write_vectored(&slices) {
+                written = n;
+            }
+        }
+        if written == 0 {
+            conn.output.push_frame(head, payload, &mut self.pool);
+        } else if written < head_len + payload.len() {
+            conn.output
+                .push_started_frame(head, payload, written, &mut self.pool);
+        } else {
+            return true;
+        }
+        self.queued(key)
+    }
+
+    /// Queue a shared frame (of a `payload_len`-byte message) on slot `key`.
+    pub(crate) fn queue_shared(
+        &mut self,
+        key: usize,
+        frame: &SharedFrame,
+        payload_len: usize,
+    ) -> bool {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return false;
+        };
+        conn.output.push_shared(frame.clone(), &mut self.pool);
+        self.metrics.messages_out += 1;
+        self.metrics.bytes_out += payload_len as u64;
+        if conn.dirty == Dirty::Clean {
+            conn.dirty = Dirty::Fanout;
+            self.dirty_fanout.push(key);
+        }
+        self.check_queue(key)
+    }
+
+    /// Queue raw bytes (an HTTP response) on slot `key`.
+    pub(crate) fn queue_raw(&mut self, key: usize, bytes: &[u8]) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.output.push_bytes(bytes, &mut self.pool);
+            self.queued(key);
+        }
+    }
+
+    /// Bytes were queued on slot `key`: mark it dirty, keep the memory count,
+    /// and past `max_backpressure` offer the queue to the kernel now. False if
+    /// the socket is closed for backpressure.
+    fn queued(&mut self, key: usize) -> bool {
+        self.mark_dirty(key);
+        self.check_queue(key)
+    }
+
+    /// Keep the memory count; past `max_backpressure`, offer the queue to
+    /// the kernel now.
+    fn check_queue(&mut self, key: usize) -> bool {
+        self.account(key);
+        let over = self
+            .conns
+            .get(key)
+            .is_some_and(|c| c.output.len() > self.settings.max_backpressure);
+        if over {
+            return self.write_now(key);
+        }
+        true
+    }
+
+    /// Write slot `key`'s queue once. Returns false (and closes the socket for
+    /// backpressure) when the kernel refused more and the queue is still over
+    /// `max_backpressure`. Other write errors leave the connection to the
+    /// event loop's flush, which drops it.
+    pub(crate) fn write_now(&mut self, key: usize) -> bool {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return false;
+        };
+        let blocked = match conn.output.write_to(&mut conn.stream, &mut self.pool) {
+            Ok(_) => !conn.output.is_empty(),
+            Err(e) => e.kind() == ErrorKind::WouldBlock,
+        };
+        let over = conn.output.len() > self.settings.max_backpressure;
+        self.account(key);
+        if blocked && over {
+            return self.backpressure(key);
+        }
+        true
+    }
+
+    /// The socket's queue stays over `max_backpressure` though the kernel
+    /// takes no more: close it (1008) rather than grow memory or drop a
+    /// message silently.
+    pub(crate) fn backpressure(&mut self, key: usize) -> bool {
+        let Some(conn) = self.conns.get(key) else {
+            return false;
+        };
+        crate::log::peer_log!(
+            "socket {}: {} bytes unsent, over max_backpressure; closing 1008",
+            conn.id,
+            conn.output.len()
+        );
+        self.close_overloaded(
+            key,
+            CloseCode::POLICY,
+            "backpressure",
+            CloseReason::Backpressure,
+        );
+        false
+    }
+
+    /// Close slot `key` because of what it holds: the frames it has not
+    /// started to write are dropped (freeing their memory now), then a close
+    /// frame with `code` follows whatever frame is partly written, and the
+    /// connection finishes. A connection that is not a WebSocket is finished
+    /// with its queue cut the same way.
+    pub(crate) fn close_overloaded(
+        &mut self,
+        key: usize,
+        code: CloseCode,
+        reason: &str,
+        why: CloseReason,
+    ) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.output.drop_unstarted(&mut self.pool);
+        conn.decoder.release_all();
+        self.begin_close(key, code, reason, why);
+        self.finish(key);
+    }
+
+    /// Update the memory gauge with slot `key`'s owned bytes.
+    pub(crate) fn account(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            let now = conn.owned_bytes();
+            self.gauge.apply(&mut conn.accounted, now);
+        }
+    }
+
+    /// Encode `payload` once as a shared frame.
+    pub(crate) fn shared_frame(&mut self, opcode: OpCode, payload: &[u8]) -> SharedFrame {
+        let mut frame = std::mem::take(&mut self.frame_scratch);
+        frame.clear();
+        gmws_protocol::encoder::encode_frame(&mut frame, opcode, true, payload, None);
+        let shared = SharedFrame::new(frame.clone(), &self.gauge);
+        self.frame_scratch = frame;
+        shared
+    }
+
+    /// Count `deliveries` of a `len`-byte frame against the turn's fan-out budget.
+    pub(crate) fn spend_fanout(&mut self, deliveries: usize, len: usize) {
+        self.turn_fanout = self
+            .turn_fanout
+            .saturating_add(deliveries.saturating_mul(len + DELIVERY_COST));
+    }
+
+    /// Whether this turn's fan-out budget (`max_fanout_per_turn`) is spent:
+    /// the loop then defers decoding more messages to the next turn.
+    pub(crate) fn turn_exhausted(&self) -> bool {
+        self.turn_fanout >= self.settings.fanout_per_turn
+    }
+
+    /// Slot `key` has point-to-point output: flush it first this turn.
+    pub(crate) fn mark_dirty(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if conn.dirty != Dirty::Urgent {
+                conn.dirty = Dirty::Urgent;
+                self.dirty.push(key);
+            }
+        }
+    }
+}
