@@ -23,6 +23,7 @@
 
 use serde_json::{json, Value};
 
+use crate::config::BinaryMessages;
 use crate::handler::Handler;
 use crate::hub::{Audience, Hub, HubError};
 use crate::message::{codes, envelope, Envelope};
@@ -46,12 +47,12 @@ impl Handler for Gateway {
     }
 
     fn on_binary(&mut self, hub: &mut Hub, socket: SocketId, _data: &[u8]) {
-        match hub.config().binary_messages.as_str() {
-            "ignore" => {}
-            "close" => {
+        match hub.config().binary_messages {
+            BinaryMessages::Ignore => {}
+            BinaryMessages::Close => {
                 hub.close_socket(socket, 1003, "binary frames are not accepted");
             }
-            _ => hub.reply_error(
+            BinaryMessages::Error => hub.reply_error(
                 socket,
                 codes::UNSUPPORTED,
                 "binary frames are not part of the JSON protocol",

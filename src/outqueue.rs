@@ -113,8 +113,8 @@ struct More {
 }
 
 /// Emptied buffers and chunk lists, lent to the next socket that sends.
-/// Bounded: at most [`SPARE_BUFFERS`] buffers of at most 256 KiB and 4 MiB in
-/// all, and [`SPARE_QUEUES`] chunk lists.
+/// Bounded: at most `SPARE_BUFFERS` (4096) buffers of at most 256 KiB and 4 MiB in
+/// all, and `SPARE_QUEUES` (4096) chunk lists.
 #[derive(Debug, Default)]
 pub struct Pool {
     buffers: Vec<Vec<u8>>,
