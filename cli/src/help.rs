@@ -321,6 +321,54 @@ mod tests {
         }
     }
 
+    /// The README's configuration table: (key, default) per row, in order.
+    fn readme_rows() -> Vec<(String, String)> {
+        let readme = include_str!("../../README.md");
+        let table = readme
+            .split("## Configuration\n")
+            .nth(1)
+            .expect("a Configuration section");
+        table
+            .lines()
+            .skip_while(|line| !line.starts_with("| key |"))
+            .skip(2)
+            .take_while(|line| line.starts_with('|'))
+            .map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                (cells[1].to_owned(), cells[2].to_owned())
+            })
+            .collect()
+    }
+
+    /// A default as the README or the help writes it, in one spelling:
+    /// `15 s` and `15`, `1 MiB` and `1MiB`, `empty (any)` and `(empty)`.
+    fn normal(default: &str) -> String {
+        let text = default.split(" (").next().unwrap_or(default);
+        let text = text.strip_suffix(" s").unwrap_or(text);
+        text.replace([' ', '(', ')'], "")
+    }
+
+    #[test]
+    fn the_readme_table_has_every_key_and_default() {
+        let rows = readme_rows();
+        // Each key once (the README orders them by topic).
+        let mut names: Vec<&str> = rows.iter().map(|(key, _)| key.as_str()).collect();
+        let mut keys: Vec<&str> = KEYS.iter().map(|key| key.name).collect();
+        names.sort_unstable();
+        keys.sort_unstable();
+        assert_eq!(names, keys, "README.md's configuration table");
+        let defaults = defaults();
+        for (key, readme) in &rows {
+            let help = KEYS.iter().find(|k| k.name == key).expect("a key");
+            let shown = show(help, defaults.get(key.as_str()));
+            assert_eq!(
+                normal(readme),
+                normal(&shown),
+                "{key}: README {readme:?}, help {shown:?}"
+            );
+        }
+    }
+
     #[test]
     fn defaults_as_shown() {
         assert_eq!(fmt_size(1 << 20), "1MiB");

@@ -1,22 +1,6 @@
-//! How each kind of key is read and written (the `#[serde(with = ...)]`
-//! modules of [`Config`](super::Config)).
-//!
-//! Every kind takes its natural TOML type **and a string** in the spelling of
-//! a command-line flag, so the binary can put flag and environment values
-//! (always text) into the same table as the file's and deserialize it once:
-//!
-//! | kind | natural type | as a string |
-//! |---|---|---|
-//! | seconds | integer or float (`15`, `0.5`) | `"15"`, `"0.5"`, `".5"` (no sign, exponent or unit) |
-//! | bytes | integer | `"4096"`, `"8KiB"`, `"1 MiB"`, `"1MB"`: KiB, MiB, GiB (×1024) or KB, MB, GB (×1000), any case |
-//! | count | integer | `"20"` |
-//! | bool | boolean | `true`/`false`, `1`/`0`, `yes`/`no`, any case |
-//! | list | array of strings | comma-separated, items trimmed, empty items dropped |
-//! | optional string | string | the empty string unsets it |
-//! | socket address | string | `IP:PORT` |
-//!
-//! Written back: seconds as an integer when whole, else a float; bytes and
-//! counts as integers; an unset optional string as `""`.
+//! How each kind of key is read and written: the `#[serde(with = ...)]`
+//! modules of [`Config`](super::Config). The formats are tabled in the
+//! [parent module's documentation](super).
 
 use std::fmt;
 use std::marker::PhantomData;

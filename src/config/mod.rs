@@ -6,9 +6,25 @@
 //!
 //! [`Config`] is serde data: the `gmws` binary deserializes it from one TOML
 //! table built from its file, its `GMWS_*` environment variables and its
-//! flags. Each kind of key takes its natural TOML type and, as well, a string
-//! in a flag's spelling (`"0.5"`, `"64KiB"`, `"yes"`, `"a,b"`): the formats
-//! are listed in the `format` module's documentation and in `gmws --help`.
+//! flags. Each kind of key takes its natural TOML type **and a string** in
+//! the spelling of a command-line flag, so values that arrive as text (flags,
+//! environment variables) go into the same table as the file's:
+//!
+//! | kind | natural type | as a string |
+//! |---|---|---|
+//! | seconds | integer or float (`15`, `0.5`) | `"15"`, `"0.5"`, `".5"` (no sign, exponent or unit) |
+//! | bytes | integer | `"4096"`, `"8KiB"`, `"1 MiB"`, `"1MB"`: KiB, MiB, GiB (×1024) or KB, MB, GB (×1000), any case |
+//! | count | integer | `"20"` |
+//! | bool | boolean | `true`/`false`, `1`/`0`, `yes`/`no`, any case |
+//! | list | array of strings | comma-separated, items trimmed, empty items dropped |
+//! | optional string | string | the empty string unsets it |
+//! | socket address | string | `IP:PORT` |
+//! | choice ([`BinaryMessages`], [`LogLevel`]) | string | the name, any case |
+//!
+//! Serialized: seconds as an integer when whole, else a float; bytes and
+//! counts as integers; an unset optional string as `""`; choices as their
+//! lower-case names. Missing keys keep their defaults; unknown keys are
+//! errors.
 
 use std::net::SocketAddr;
 use std::time::Duration;
