@@ -6,12 +6,33 @@
 //! to 16 MiB and 2^20 fragments (Autobahn's largest cases: 4 MiB in 64-byte
 //! fragments) and heartbeats and the auth deadline are
 //! off, so only the RFC 6455 core is exercised.
+//!
+//! Logging: errors only, or the level in `GMWS_LOG_LEVEL`, to stderr.
 
 use std::time::Duration;
 
-use gmws::{Config, Handler, Hub, Server, SocketId};
+use gmws::{Config, Handler, Hub, LogLevel, Server, SocketId};
 
 struct Echo;
+
+/// Writes each log line to stderr as it comes.
+struct Eprintln;
+
+static EPRINTLN: Eprintln = Eprintln;
+
+impl log::Log for Eprintln {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            eprintln!("echo: {} {}", record.level(), record.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
 
 impl Handler for Echo {
     fn on_text(&mut self, hub: &mut Hub, socket: SocketId, text: &str) {
@@ -41,12 +62,22 @@ fn main() {
     config.max_backpressure = 64 << 20;
     config.ping_interval = Duration::ZERO;
     config.auth_timeout = Duration::ZERO;
-    if let Ok(level) = std::env::var("GMWS_LOG_LEVEL") {
-        if let Some(level) = gmws::log::parse_level(&level) {
-            gmws::log::StderrLogger::init(level);
-        }
-    } else {
-        gmws::log::StderrLogger::init(gmws::log::LevelFilter::Error);
+    let level = match std::env::var("GMWS_LOG_LEVEL") {
+        Ok(name) => match name.parse::<LogLevel>() {
+            Ok(level) => level,
+            Err(e) => {
+                eprintln!("echo: GMWS_LOG_LEVEL={name:?}: {e}");
+                std::process::exit(2);
+            }
+        },
+        Err(_) => LogLevel::Error,
+    };
+    // The library logs through the `log` facade and exports no logger; this
+    // example writes lines itself rather than depend on the `gmws` binary's
+    // package (whose logger writes from a thread: an echo server for
+    // conformance and benches logs errors only, so writing in place is fine).
+    if log::set_logger(&EPRINTLN).is_ok() {
+        log::set_max_level(level.filter());
     }
     let mut server = match Server::bind(config, Echo) {
         Ok(server) => server,

@@ -21,7 +21,7 @@ wstest=$(bash scripts/wstest-install.sh)
 cargo build --release --example echo
 mkdir -p "$out"
 rm -f "$out/index.json"
-./target/release/examples/echo "127.0.0.1:$port" 2> "$out/echo.log" &
+"${CARGO_TARGET_DIR:-target}/release/examples/echo" "127.0.0.1:$port" 2> "$out/echo.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 100); do

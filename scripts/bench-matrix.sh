@@ -68,16 +68,18 @@ log() { printf '%s\n' "$*" >&2; }
 
 # ---- build ------------------------------------------------------------------
 log "==> building gmws (release) and the peers (benches/peers), cargo -j$JOBS"
-cargo build --release -j"$JOBS" --bin gmws --example echo
+# The `gmws` binary (cli/, for `gmws load`) and the library's echo example.
+cargo build --release -j"$JOBS" -p gmws-cli -p gmws --bin gmws --example echo
 if [[ " $SERVERS " == *" tungstenite "* || " $SERVERS " == *" fastwebsockets "* ]]; then
     cargo build --release -j"$JOBS" --manifest-path benches/peers/Cargo.toml
 fi
-LOAD=target/release/gmws
+TARGET=${CARGO_TARGET_DIR:-target}
+LOAD=$TARGET/release/gmws
 declare -A SERVER_BIN=(
-    [gmws]=target/release/examples/echo
+    [gmws]=$TARGET/release/examples/echo
     [baseline]=${BASELINE_ECHO:-}
-    [tungstenite]=benches/peers/target/release/tungstenite_echo
-    [fastwebsockets]=benches/peers/target/release/fastwebsockets_echo
+    [tungstenite]=${CARGO_TARGET_DIR:-benches/peers/target}/release/tungstenite_echo
+    [fastwebsockets]=${CARGO_TARGET_DIR:-benches/peers/target}/release/fastwebsockets_echo
 )
 declare -A SERVER_NAME=(
     [gmws]="gmws"

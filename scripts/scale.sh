@@ -19,8 +19,9 @@ PING_INTERVAL=${PING_INTERVAL:-15}
 SUBSCRIBERS=${SUBSCRIBERS:-10000}
 PORT=${PORT:-19850}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-cargo build --release --bins --quiet
-gmws=target/release/gmws
+# The `gmws` binary is the cli/ package's (`gmws serve` and `gmws load`).
+cargo build --release -p gmws-cli --quiet
+gmws=${CARGO_TARGET_DIR:-target}/release/gmws
 
 run_server() {
   taskset -c 0 "$gmws" serve --listen "127.0.0.1:$PORT" --log-level warn "$@" 2> "target/scale-server.log" &

@@ -28,25 +28,29 @@
 //!
 //! let mut server = Server::bind(Config::default(), Echo)?;
 //! server.run()?;
-//! # Ok::<(), std::io::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! The library logs through the [`log`](https://docs.rs/log) facade and
+//! installs no logger: the application chooses one (the `gmws` binary's
+//! writes from a thread of its own). Lines a peer can cause are rate-limited
+//! (20 a second process-wide, the skipped ones counted in the next line).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod log;
+mod log;
 
 pub mod auth;
 #[cfg(feature = "bench-internals")]
 pub mod bench_support;
-pub mod cli;
 pub mod close;
 pub mod config;
 pub mod connection;
+mod error;
 pub mod gateway;
 pub mod handler;
 pub mod http;
 pub mod hub;
-pub mod load;
 pub mod memory;
 pub mod message;
 pub mod metrics;
@@ -59,7 +63,8 @@ mod timer_handle;
 pub mod upgrade;
 
 pub use close::{CloseCode, CloseReason};
-pub use config::Config;
+pub use config::{BinaryMessages, Config, ConfigError, LogLevel};
+pub use error::{BindError, BindStep};
 pub use gateway::{EnvelopeHandler, Gateway};
 pub use gmws_protocol as protocol;
 pub use handler::Handler;

@@ -28,6 +28,7 @@ mod envelopes;
 
 pub use envelopes::{default_auth, EnvelopeHandler};
 
+use crate::config::BinaryMessages;
 use crate::hub::{Audience, Hub, HubError};
 use crate::message::{codes, envelope, Envelope};
 use crate::socket_id::SocketId;
@@ -50,16 +51,16 @@ impl EnvelopeHandler for Gateway {
     }
 
     fn on_binary(&mut self, hub: &mut Hub, socket: SocketId, _data: &[u8]) {
-        match hub.config().binary_messages.as_str() {
-            "ignore" => {}
-            "close" => {
+        match hub.config().binary_messages {
+            BinaryMessages::Ignore => {}
+            BinaryMessages::Close => {
                 let _ = hub.close_socket(
                     socket,
                     crate::CloseCode::UNSUPPORTED,
                     "binary frames are not accepted",
                 );
             }
-            _ => hub.reply_error(
+            BinaryMessages::Error => hub.reply_error(
                 socket,
                 codes::UNSUPPORTED,
                 "binary frames are not part of the JSON protocol",

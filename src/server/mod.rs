@@ -33,6 +33,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::close::CloseReason;
 use crate::config::{Config, IpRange};
 use crate::connection::State;
+use crate::error::{BindError, BindStep};
 use crate::handler::Handler;
 use crate::http::router::{Method, RouteError, Router};
 use crate::http::{HttpRequest, Response};
@@ -108,17 +109,28 @@ pub struct Server<H: Handler> {
 }
 
 impl<H: Handler> Server<H> {
-    /// Bind the listener of `config.listen` and prepare the loop.
-    pub fn bind(config: Config, handler: H) -> io::Result<Server<H>> {
-        config
-            .validate()
-            .map_err(|e| io::Error::new(ErrorKind::InvalidInput, e.to_string()))?;
-        let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(config.listen)?;
+    /// Validate `config`, bind the listener of `config.listen` and prepare
+    /// the loop.
+    ///
+    /// # Errors
+    ///
+    /// [`BindError::Config`] when [`Config::validate`] refuses the
+    /// configuration; [`BindError::Io`] with the [`BindStep`] that failed
+    /// (most often [`BindStep::Listen`]: the address is in use or not ours).
+    pub fn bind(config: Config, handler: H) -> Result<Server<H>, BindError> {
+        config.validate()?;
+        let poll = Poll::new().map_err(BindError::io(BindStep::CreatePoll))?;
+        let mut listener = TcpListener::bind(config.listen)
+            .map_err(BindError::io(BindStep::Listen(config.listen)))?;
         poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let local_addr = listener.local_addr()?;
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(BindError::io(BindStep::Register))?;
+        let waker = Arc::new(
+            Waker::new(poll.registry(), WAKER).map_err(BindError::io(BindStep::CreateWaker))?,
+        );
+        let local_addr = listener
+            .local_addr()
+            .map_err(BindError::io(BindStep::LocalAddr))?;
         Ok(Server {
             poll,
             listener: Some(listener),

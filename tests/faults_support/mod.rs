@@ -18,14 +18,26 @@ use serde_json::Value;
 
 pub use crate::support::{random_u64, PATIENCE};
 
-/// The `gmws` binary of this build profile (cargo builds it for integration
-/// tests and names it in `CARGO_BIN_EXE_gmws`; scripts/faults.sh builds it in
-/// release first).
+/// The `gmws` binary: `FAULTS_GMWS_BIN` when set, else `gmws` in this test
+/// executable's profile directory (target/<profile>/deps/faults-<hash> →
+/// target/<profile>/gmws). The binary belongs to the `gmws-cli` package,
+/// which cargo does not build for this package's tests: scripts/faults.sh
+/// builds it first (`cargo build --release --bins --examples`).
 pub fn gmws_bin() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_gmws"));
+    let path = match std::env::var_os("FAULTS_GMWS_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            let exe = std::env::current_exe().expect("the test executable's path");
+            let profile = exe
+                .parent()
+                .and_then(|deps| deps.parent())
+                .expect("the test executable is in target/<profile>/deps");
+            profile.join(format!("gmws{}", std::env::consts::EXE_SUFFIX))
+        }
+    };
     assert!(
         path.is_file(),
-        "the gmws binary is missing at {}: run scripts/faults.sh (it runs `cargo build --release --bins --examples` first)",
+        "the gmws binary is missing at {}: run scripts/faults.sh (it runs `cargo build --release --bins --examples` first), or build it with `cargo build --release -p gmws-cli`, or set FAULTS_GMWS_BIN",
         path.display()
     );
     path

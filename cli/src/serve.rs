@@ -1,39 +1,25 @@
-//! The `gmws` binary: the ready-to-run gateway.
-//!
-//! `gmws serve [--config FILE] [--listen ADDR] [--<key> VALUE ...]` (the
-//! default command) runs [`gmws::Gateway`] with the configuration from flags,
-//! `GMWS_*` environment variables, a TOML file and the defaults, in that order
-//! of precedence. `gmws --help` lists every key.
+//! `gmws serve`: install the logger, bind the gateway, stop on SIGINT or
+//! SIGTERM.
 
 use std::process::ExitCode;
 
-use gmws::cli::{parse_command, Command};
-use gmws::log::{parse_level, LevelFilter, StderrLogger};
-use gmws::{Gateway, Server};
+use gmws::{Config, Gateway, Server};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    let (command, warnings) = match parse_command(&args, &env) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            eprintln!("gmws: {e}\nTry `gmws --help`.");
-            return ExitCode::from(2);
-        }
-    };
-    let config = match command {
-        Command::Help(text) => {
-            println!("{text}");
-            return ExitCode::SUCCESS;
-        }
-        Command::Load(args) => {
-            return gmws::load::main(&args);
-        }
-        Command::Serve(config) => config,
-    };
-    StderrLogger::init(parse_level(&config.log_level).unwrap_or(LevelFilter::Info));
+use crate::logger::StderrLogger;
+
+/// Run the gateway with `config` (validated) until a signal stops it; log
+/// `warnings` (from reading the configuration) once the logger is in. Every
+/// line is written before this returns.
+pub(crate) fn run(config: Config, warnings: &[String]) -> ExitCode {
+    StderrLogger::init(config.log_level.filter());
+    let code = serve(config, warnings);
+    log::logger().flush();
+    code
+}
+
+fn serve(config: Config, warnings: &[String]) -> ExitCode {
     for warning in warnings {
         log::warn!("{warning}");
     }
@@ -49,11 +35,11 @@ fn main() -> ExitCode {
             "api_trust_loopback: /api/ answers every loopback peer without a key; behind a reverse proxy on this host that is every client (set api_key instead)"
         ),
     }
-    let listen = config.listen;
     let mut server = match Server::bind(config, Gateway) {
         Ok(server) => server,
         Err(e) => {
-            log::error!("cannot listen on {listen}: {e}");
+            // "cannot listen on ADDR: ..." or "invalid configuration: ..."
+            log::error!("{e}");
             return ExitCode::FAILURE;
         }
     };

@@ -1,13 +1,61 @@
 //! `gmws load` against a real echo server: a short echo run through the
-//! library function, every echo checked.
+//! library function, every echo checked. The server is the `gmws` library in
+//! this process, on an ephemeral loopback port.
 
-mod support;
-
+use std::net::SocketAddr;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use gmws::load::{self, LoadArgs, Mode, PayloadKind, Report};
+use gmws::{Config, Handler, Hub, Server, ShutdownHandle, SocketId};
+use gmws_load::{self as load, LoadArgs, Mode, PayloadKind, Report};
 
-fn echo_args(addr: std::net::SocketAddr) -> LoadArgs {
+/// Echoes every message to its sender.
+struct Echo;
+
+impl Handler for Echo {
+    fn on_text(&mut self, hub: &mut Hub, socket: SocketId, text: &str) {
+        let _ = hub.send_text(socket, text);
+    }
+
+    fn on_binary(&mut self, hub: &mut Hub, socket: SocketId, data: &[u8]) {
+        let _ = hub.send_binary(socket, data);
+    }
+}
+
+/// An echo server on its own thread, shut down on drop.
+struct EchoServer {
+    addr: SocketAddr,
+    handle: ShutdownHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Port 0 on loopback, heartbeats and the auth deadline off.
+fn start_echo() -> EchoServer {
+    let mut config = Config::default();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.ping_interval = Duration::ZERO;
+    config.auth_timeout = Duration::ZERO;
+    let mut server = Server::bind(config, Echo).expect("bind");
+    let addr = server.local_addr();
+    let handle = server.shutdown_handle();
+    let thread = std::thread::spawn(move || server.run().expect("server loop"));
+    EchoServer {
+        addr,
+        handle,
+        thread: Some(thread),
+    }
+}
+
+fn echo_args(addr: SocketAddr) -> LoadArgs {
     let mut args = LoadArgs::default();
     args.mode = Mode::Echo;
     args.target = addr.to_string();
@@ -21,7 +69,7 @@ fn echo_args(addr: std::net::SocketAddr) -> LoadArgs {
 
 #[test]
 fn echo_one_second_four_connections() {
-    let server = support::start_echo(support::test_config());
+    let server = start_echo();
     let mut args = echo_args(server.addr);
     // The server runs in this process: its CPU time and context switches
     // are read from /proc like a separate server's.
@@ -58,7 +106,7 @@ fn echo_one_second_four_connections() {
 
 #[test]
 fn text_echo_with_small_messages() {
-    let server = support::start_echo(support::test_config());
+    let server = start_echo();
     let mut args = echo_args(server.addr);
     args.kind = PayloadKind::Text;
     args.size = 16;

@@ -1,4 +1,7 @@
-//! `gmws load`: a load generator on the protocol crate's client role.
+//! `gmws-load`: the load generator behind `gmws load`, on the protocol
+//! crate's client role. The `gmws` binary (the `cli/` package) calls
+//! [`main`] with the arguments after `load`; [`run`] is the same run as a
+//! library function (tests call it against an in-process server).
 //!
 //! Three modes (see [`args::usage`] for every flag and default):
 //!
@@ -38,6 +41,9 @@
 //! often the server slept in `epoll_wait` between messages: on a VM, each
 //! sleep and wake-up costs more CPU than the echo itself.
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 pub mod args;
 mod broadcast;
 pub mod driver;
@@ -53,6 +59,8 @@ use std::fmt;
 use std::fmt::Write as _;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
+
+use gmws_protocol as protocol;
 
 pub use args::{ArgsError, LoadArgs, Mode, Parsed, Publisher};
 pub use histogram::Histogram;

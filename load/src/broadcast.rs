@@ -111,7 +111,7 @@ impl Broadcast {
                     .map_or(0, |d| d.as_secs())
                     + 3600;
                 let claims = json!({ "sub": client_id, "exp": exp });
-                let token = crate::auth::jwt::sign_hs256(&claims, secret.as_bytes());
+                let token = gmws::auth::jwt::sign_hs256(&claims, secret.as_bytes());
                 json!({ "client_id": client_id, "token": token })
             }
             None => json!({ "client_id": client_id }),
