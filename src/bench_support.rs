@@ -5,9 +5,10 @@
 //!
 //! Not part of the stable API; compiled only with the `bench-internals` feature.
 //!
-//! Handler hooks called from here ([`Handler::on_connect`] after an upgrade)
-//! are called directly: a panic propagates instead of being caught as the
-//! loop does, since the fuzz targets exist to find them.
+//! Handler hooks called from here ([`Handler::on_upgrade`] and
+//! [`Handler::on_connect`] for an upgrade) are called directly: a panic
+//! propagates instead of being caught as the loop does, since the fuzz
+//! targets exist to find them.
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
@@ -15,18 +16,20 @@ use std::sync::Arc;
 
 use gmws_protocol::decoder::{Decoder, Role};
 use gmws_protocol::handshake::{
-    parse_request, validate_upgrade, write_accept_response, write_error_response,
+    parse_request, validate_upgrade, write_accept_response, write_error_response, Accept, Request,
 };
-use gmws_protocol::HandshakeError;
+use gmws_protocol::{CloseCode, HandshakeError};
 
 use crate::close::CloseReason;
 use crate::config::Config;
 use crate::connection::{Connection, DeadlineKind, State};
 use crate::handler::Handler;
 use crate::http::router::Router;
+use crate::http::Response;
 use crate::hub::Hub;
 use crate::server::http::{self as serve, HttpOutcome, Route};
 use crate::socket_id::SocketId;
+use crate::upgrade::{Upgrade, UpgradeRequest};
 
 /// An empty hub with `config`, as the event loop would make it.
 pub fn new_hub(config: Config) -> Hub {
@@ -155,9 +158,11 @@ pub fn open_http(hub: &mut Hub, stream: &TcpStream, peer: SocketAddr) -> io::Res
 /// Hand `bytes` to `conn` as one read from its socket, and serve what they
 /// complete as the loop's `process_http` does: parse a request head
 /// ([`parse_request`] with the config's limits); an upgrade is validated and
-/// answered 101 (the socket opens, `handler.on_connect` runs; frames after
-/// it are not decoded here), a bad head is refused (error response, then the
-/// connection finishes); a plain request goes to the server's own
+/// put to `handler.on_upgrade`, then answered 101 (the socket opens, bound
+/// and with a session if the application said so, `handler.on_connect` runs;
+/// frames after it are not decoded here) or refused with the application's
+/// status; a bad head is refused (error response, then the connection
+/// finishes); a plain request goes to the server's own
 /// `serve::handle` (Host, Content-Length and Transfer-Encoding checks, body,
 /// router, built-in routes, `handler.on_http`). Pipelined requests are
 /// served one after the other until one is incomplete (its bytes wait for
@@ -270,16 +275,7 @@ fn process_http<H: Handler>(
         };
         if request.is_websocket_upgrade() {
             match validate_upgrade(&request, &policy) {
-                Ok(accept) => {
-                    conn.input.drain(..head_len);
-                    if conn.input.is_empty() {
-                        conn.input = Vec::new();
-                    }
-                    let mut response = Vec::with_capacity(160);
-                    write_accept_response(&mut response, &accept);
-                    hub.queue_raw(key, &response);
-                    open(hub, handler, key);
-                }
+                Ok(accept) => upgrade(hub, handler, key, &request, head_len, accept),
                 Err(e) => refuse(hub, key, e),
             }
             return;
@@ -309,9 +305,65 @@ fn process_http<H: Handler>(
     }
 }
 
-/// `Server::open` without heartbeat and auth timers: the socket is online
+/// `Server::upgrade`: the application decides ([`Handler::on_upgrade`]);
+/// accepted, the 101 is queued and the socket opens, refused, the
+/// application's status and body are sent.
+fn upgrade<H: Handler>(
+    hub: &mut Hub,
+    handler: &mut H,
+    key: usize,
+    request: &Request,
+    head_len: usize,
+    mut accept: Accept,
+) {
+    let Some(conn) = hub.conns.get(key) else {
+        return;
+    };
+    let peer = conn.peer.addr();
+    let view = UpgradeRequest::new(request, peer, accept.protocol.as_deref());
+    let accepted = match handler.on_upgrade(hub, &view) {
+        Upgrade::Accept(accepted) => accepted,
+        Upgrade::Refuse { status, body } => {
+            let status = if (400..=599).contains(&status) {
+                status
+            } else {
+                403
+            };
+            return refuse_with(hub, key, &Response::error(status, &body));
+        }
+    };
+    if let Some(protocol) = accepted.protocol {
+        if protocol
+            .as_deref()
+            .is_some_and(|p| !view.protocols().any(|o| o == p))
+        {
+            return refuse_with(hub, key, &Response::error(500, "internal error"));
+        }
+        accept.protocol = protocol;
+    }
+    if let Some(conn) = hub.conns.get_mut(key) {
+        conn.input.drain(..head_len);
+        if conn.input.is_empty() {
+            // An open socket keeps no buffer of the request head.
+            conn.input = Vec::new();
+        }
+    }
+    let mut response = Vec::with_capacity(160);
+    write_accept_response(&mut response, &accept);
+    hub.queue_raw(key, &response);
+    open(hub, handler, key, accepted.client_id, accepted.session);
+}
+
+/// `Server::open` without heartbeat and auth timers: the socket is online,
+/// bound to `client_id` and holding `session` if the application said so,
 /// and `on_connect` runs.
-fn open<H: Handler>(hub: &mut Hub, handler: &mut H, key: usize) {
+fn open<H: Handler>(
+    hub: &mut Hub,
+    handler: &mut H,
+    key: usize,
+    client_id: Option<String>,
+    session: Option<serde_json::Value>,
+) {
     let Some(conn) = hub.conns.get_mut(key) else {
         return;
     };
@@ -321,7 +373,31 @@ fn open<H: Handler>(hub: &mut Hub, handler: &mut H, key: usize) {
     }
     hub.enter_open(key);
     hub.metrics.handshakes += 1;
-    handler.on_connect(hub, id);
+    if let Some(client_id) = client_id {
+        if hub.bind_client(id, &client_id).is_err() {
+            let _ = hub.close_socket(id, CloseCode::INTERNAL, "internal error");
+        }
+    }
+    if let Some(session) = session {
+        if hub.set_session(id, session).is_err() {
+            let _ = hub.close_socket(id, CloseCode::INTERNAL, "internal error");
+        }
+    }
+    if hub.is_socket_online(id) {
+        handler.on_connect(hub, id);
+    }
+}
+
+/// `Server::refuse_with`: answer a request head with `response` and close.
+fn refuse_with(hub: &mut Hub, key: usize, response: &Response) {
+    hub.metrics.handshake_failures += 1;
+    let mut out = Vec::new();
+    response.write_to(&mut out, false, false);
+    if let Some(conn) = hub.conns.get_mut(key) {
+        conn.input = Vec::new();
+    }
+    hub.queue_raw(key, &out);
+    hub.finish(key);
 }
 
 /// `Server::refuse`: the error response, then the connection finishes.
@@ -470,6 +546,63 @@ mod tests {
         .unwrap();
         assert_eq!(statuses(&read.output), ["400"]);
         assert_eq!(read.state, Some(State::Finishing { discarded: 0 }));
+        assert_eq!(hub.connections(), 0);
+    }
+
+    /// Accepts `/` as client `carol` with a session, refuses the rest.
+    struct Picky;
+
+    impl Handler for Picky {
+        fn on_upgrade(&mut self, _hub: &mut Hub, request: &UpgradeRequest<'_>) -> Upgrade {
+            if request.path() == "/" {
+                Upgrade::accept()
+                    .with_client_id("carol")
+                    .with_session(serde_json::json!({"n": 1}))
+            } else {
+                Upgrade::refuse(401, "who are you")
+            }
+        }
+    }
+
+    #[test]
+    fn the_application_decides_an_upgrade() {
+        let (stream, _peer) = loopback();
+        let mut hub = new_hub(Config::default());
+        let mut routes = HttpRoutes::builtin();
+        let upgrade = |path: &str| {
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
+        };
+        let conn = open_http(&mut hub, &stream, peer()).unwrap();
+        let read = feed_http(
+            &mut hub,
+            &mut Picky,
+            &mut routes,
+            conn,
+            upgrade("/").as_bytes(),
+        );
+        assert_eq!(read.state, Some(State::Open));
+        assert_eq!(hub.client_id(conn.id()), Some("carol"));
+        assert_eq!(
+            hub.get_session(conn.id()),
+            Some(&serde_json::json!({"n": 1}))
+        );
+        close_http(&mut hub, &mut Picky, conn);
+
+        let conn = open_http(&mut hub, &stream, peer()).unwrap();
+        let read = feed_http(
+            &mut hub,
+            &mut Picky,
+            &mut routes,
+            conn,
+            upgrade("/x").as_bytes(),
+        );
+        assert_eq!(statuses(&read.output), ["401"]);
+        assert_eq!(read.state, Some(State::Finishing { discarded: 0 }));
+        assert!(!hub.is_socket_online(conn.id()));
+        close_http(&mut hub, &mut Picky, conn);
         assert_eq!(hub.connections(), 0);
     }
 
