@@ -74,8 +74,8 @@ pub fn discard_output(hub: &mut Hub) {
 /// a peer that reads it all would; empty if the socket is gone.
 pub fn take_output(hub: &mut Hub, socket: SocketId) -> Vec<u8> {
     let mut out = Vec::new();
-    if hub.conn(socket).is_some() {
-        drain_output(hub, socket.slot(), &mut out);
+    if let Some(key) = hub.key(socket) {
+        drain_output(hub, key, &mut out);
     }
     out
 }
@@ -83,10 +83,13 @@ pub fn take_output(hub: &mut Hub, socket: SocketId) -> Vec<u8> {
 /// Close a socket as a peer's FIN would: `on_close`-less removal from every
 /// index (no handler runs).
 pub fn drop_socket(hub: &mut Hub, id: SocketId) {
-    hub.leave_open(id.slot(), crate::close::CloseReason::ConnectionLost);
+    let Some(key) = hub.key(id) else {
+        return;
+    };
+    hub.leave_open(key, crate::close::CloseReason::ConnectionLost);
     hub.closed.clear();
     hub.forget(id);
-    hub.remove(id.slot());
+    hub.remove(key);
 }
 
 /// Run `on_close` for every socket that stopped being online (closed by the
@@ -184,9 +187,11 @@ pub fn feed_http<H: Handler>(
     conn: HttpConn,
     bytes: &[u8],
 ) -> HttpRead {
-    let key = conn.0.slot();
     let mut read = HttpRead::default();
-    let Some(c) = hub.conn_mut(conn.0) else {
+    let Some(key) = hub.key(conn.0) else {
+        return read;
+    };
+    let Some(c) = hub.conns.get_mut(key) else {
         return read;
     };
     match c.state {
@@ -221,10 +226,9 @@ pub fn feed_http<H: Handler>(
 /// Remove `conn` as a dropped TCP connection: if it had upgraded, it leaves
 /// the online set (`on_close` runs with `ConnectionLost`); its queue is dropped.
 pub fn close_http<H: Handler>(hub: &mut Hub, handler: &mut H, conn: HttpConn) {
-    if hub.conn(conn.0).is_none() {
+    let Some(key) = hub.key(conn.0) else {
         return;
-    }
-    let key = conn.0.slot();
+    };
     hub.leave_open(key, CloseReason::ConnectionLost);
     notify_closed(hub, handler);
     hub.remove(key);

@@ -62,7 +62,9 @@ impl Hub {
         if let Some(app) = self.conn_mut(socket).and_then(|c| c.app.as_deref_mut()) {
             app.bytes = app.measure();
         }
-        self.account(socket.slot());
+        if let Some(key) = self.key(socket) {
+            self.account(key);
+        }
     }
 
     pub(super) fn app_mut(&mut self, socket: SocketId) -> Result<&mut SocketApp, HubError> {
@@ -379,12 +381,14 @@ impl Hub {
             crate::log::peer_log!(
                 "socket {socket}: more than {limit} invalid messages in the window; closing 1008"
             );
-            self.begin_close(
-                socket.slot(),
-                gmws_protocol::CloseCode::POLICY,
-                "too many invalid messages",
-                crate::close::CloseReason::RateLimited,
-            );
+            if let Some(key) = self.key(socket) {
+                self.begin_close(
+                    key,
+                    gmws_protocol::CloseCode::POLICY,
+                    "too many invalid messages",
+                    crate::close::CloseReason::RateLimited,
+                );
+            }
         }
     }
 
@@ -394,7 +398,9 @@ impl Hub {
         let Some(app) = self.conn_mut(socket).and_then(|c| c.app.take()) else {
             return;
         };
-        self.account(socket.slot());
+        if let Some(key) = self.key(socket) {
+            self.account(key);
+        }
         let client = app.client_id.as_deref();
         if let Some(client) = client {
             self.clients.remove(client, socket);

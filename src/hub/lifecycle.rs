@@ -62,6 +62,19 @@ impl Hub {
         log::debug!("socket {id}: closing with {}", code.0);
     }
 
+    /// [`Hub::begin_close`] by socket id (nothing if it is gone).
+    pub(crate) fn begin_close_id(
+        &mut self,
+        id: crate::socket_id::SocketId,
+        code: CloseCode,
+        reason: &str,
+        why: CloseReason,
+    ) {
+        if let Some(key) = self.key(id) {
+            self.begin_close(key, code, reason, why);
+        }
+    }
+
     /// The last bytes are queued: discard input from now on, shut our side
     /// once flushed (see [`State::Finishing`]).
     pub(crate) fn finish(&mut self, key: usize) {
@@ -160,6 +173,7 @@ impl Hub {
         // Leave no state counted.
         self.set_state(key, State::HalfClosed);
         let mut conn = self.conns.try_remove(key)?;
+        self.ids.remove(&conn.id);
         for t in [conn.deadline, conn.heartbeat, conn.auth_deadline]
             .into_iter()
             .flatten()

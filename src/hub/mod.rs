@@ -40,7 +40,7 @@ use crate::connection::{Connection, DeadlineKind, State};
 use crate::memory::Gauge;
 use crate::metrics::Metrics;
 use crate::outqueue::Pool;
-use crate::socket_id::SocketId;
+use crate::socket_id::{IdHash, SocketId};
 use crate::timer::{TimerId, TimerWheel};
 
 /// What a timer entry is for. Entries carry the full socket id, and the
@@ -103,8 +103,13 @@ pub(crate) struct Counts {
 /// The sockets, and what the application can do with them.
 pub struct Hub {
     pub(crate) conns: Slab<Connection>,
-    /// The generation last given to each slot: an id names one life of a slot.
-    generations: Vec<u32>,
+    /// Slot of each connected socket.
+    ids: HashMap<SocketId, usize, IdHash>,
+    /// This node's instance number and this loop's index (parts of every id).
+    node: u16,
+    pub(crate) loop_index: u8,
+    /// Connections this loop has accepted (the last part of every id).
+    next_local: u64,
     pub(crate) timers: TimerWheel<TimerEvent>,
     /// Milliseconds since the loop started (the timer wheel's clock).
     pub(crate) now: u64,
@@ -150,7 +155,10 @@ impl Hub {
             gauge: Gauge::new(),
             config,
             conns: Slab::new(),
-            generations: Vec::new(),
+            ids: HashMap::default(),
+            node: 0,
+            loop_index: 0,
+            next_local: 0,
             timers: TimerWheel::new(),
             now: 0,
             dirty: Vec::new(),
@@ -169,25 +177,34 @@ impl Hub {
     pub(crate) fn insert(&mut self, make: impl FnOnce(SocketId) -> Connection) -> usize {
         let entry = self.conns.vacant_entry();
         let key = entry.key();
-        if self.generations.len() <= key {
-            self.generations.resize(key + 1, 0);
-        }
-        // Per slot: an id repeats only after its slot was reused 2^32 times.
-        let generation = self.generations[key].wrapping_add(1).max(1);
-        self.generations[key] = generation;
-        let conn = make(SocketId::new(key, generation));
+        self.next_local += 1;
+        let id = SocketId::new(self.node, self.loop_index, self.next_local);
+        let conn = make(id);
         self.counts.pending_http += usize::from(conn.state == State::NEW);
         entry.insert(conn);
+        self.ids.insert(id, key);
         key
+    }
+
+    /// The slot of socket `id`, if it is still connected.
+    pub(crate) fn key(&self, id: SocketId) -> Option<usize> {
+        self.ids.get(&id).copied()
+    }
+
+    /// The slot of socket `id`, if it is an open WebSocket.
+    pub(crate) fn online_key(&self, id: SocketId) -> Option<usize> {
+        let key = self.key(id)?;
+        self.conns.get(key).filter(|c| c.is_open()).map(|_| key)
     }
 
     /// The connection `id` addresses, if it is still that connection.
     pub(crate) fn conn_mut(&mut self, id: SocketId) -> Option<&mut Connection> {
-        self.conns.get_mut(id.slot()).filter(|c| c.id == id)
+        let key = self.key(id)?;
+        self.conns.get_mut(key)
     }
 
     pub(crate) fn conn(&self, id: SocketId) -> Option<&Connection> {
-        self.conns.get(id.slot()).filter(|c| c.id == id)
+        self.conns.get(self.key(id)?)
     }
 
     /// Milliseconds since the loop started.

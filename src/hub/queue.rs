@@ -60,7 +60,9 @@ impl Hub {
             );
             return Err(HubError::InvalidCloseCode);
         }
-        self.begin_close(socket.slot(), code, reason, CloseReason::ServerClose(code));
+        if let Some(key) = self.key(socket) {
+            self.begin_close(key, code, reason, CloseReason::ServerClose(code));
+        }
         Ok(())
     }
 
@@ -71,7 +73,8 @@ impl Hub {
         payload: &[u8],
     ) -> Result<(), SendError> {
         self.sendable(socket)?;
-        if self.queue_frame(socket.slot(), opcode, payload) {
+        let key = self.key(socket).ok_or(SendError::UnknownSocket)?;
+        if self.queue_frame(key, opcode, payload) {
             Ok(())
         } else {
             Err(SendError::Backpressure)

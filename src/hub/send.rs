@@ -70,15 +70,16 @@ impl Hub {
         self.spend_fanout(targets.len(), frame_len(payload.len(), false));
         if let [single] = targets {
             // One recipient: encode straight into its queue (or its socket).
-            let queued =
-                self.is_socket_online(*single) && self.queue_frame(single.slot(), opcode, payload);
+            let queued = self
+                .online_key(*single)
+                .is_some_and(|key| self.queue_frame(key, opcode, payload));
             return usize::from(queued);
         }
         let frame = self.shared_frame(opcode, payload);
         let mut delivered = 0;
         for &id in targets {
-            if self.is_socket_online(id) && self.queue_shared(id.slot(), &frame, payload.len()) {
-                delivered += 1;
+            if let Some(key) = self.online_key(id) {
+                delivered += usize::from(self.queue_shared(key, &frame, payload.len()));
             }
         }
         delivered

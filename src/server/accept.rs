@@ -156,22 +156,22 @@ impl<H: Handler> Server<H> {
                 log::debug!(
                     "socket {id}: closing the oldest idle keep-alive connection (max_idle_http)"
                 );
-                self.drop_conn(id.slot());
+                if let Some(key) = self.hub.key(id) {
+                    self.drop_conn(key);
+                }
             }
         }
         // Entries of connections that went busy again or closed are stale:
         // keep the queue in proportion to the idle connections.
         let idle = self.hub.counts.idle_http;
         if self.hub.idle_order.len() > 2 * idle + 64 {
-            let hub = &mut self.hub;
-            let conns = &hub.conns;
-            hub.idle_order.retain(|(id, timer)| {
-                conns.get(id.slot()).is_some_and(|c| {
-                    c.id == *id
-                        && c.state == (State::Http { idle: true })
-                        && c.deadline == Some(*timer)
+            let mut order = std::mem::take(&mut self.hub.idle_order);
+            order.retain(|(id, timer)| {
+                self.hub.conn(*id).is_some_and(|c| {
+                    c.state == (State::Http { idle: true }) && c.deadline == Some(*timer)
                 })
             });
+            self.hub.idle_order = order;
         }
     }
 }

@@ -132,8 +132,8 @@ pub(super) fn call_handler<H: Handler>(
         hub.metrics.handler_panics += 1;
         log::error!("socket {id}: handler panicked; closing the socket with 1011");
         if hub.is_socket_online(id) {
-            hub.begin_close(
-                id.slot(),
+            hub.begin_close_id(
+                id,
                 CloseCode::INTERNAL,
                 "internal error",
                 CloseReason::HandlerPanic,

@@ -46,7 +46,9 @@ impl<H: Handler> Server<H> {
                         log::debug!("socket {id}: close timeout in {:?}", conn.state);
                     }
                 }
-                self.drop_conn(id.slot());
+                if let Some(key) = self.hub.key(id) {
+                    self.drop_conn(key);
+                }
             }
             TimerEvent::Heartbeat(id) => {
                 if self
@@ -69,8 +71,8 @@ impl<H: Handler> Server<H> {
                     crate::log::peer_log!(
                         "socket {id}: not bound within auth_timeout; closing 1008"
                     );
-                    self.hub.begin_close(
-                        id.slot(),
+                    self.hub.begin_close_id(
+                        id,
                         CloseCode::POLICY,
                         "auth timeout",
                         CloseReason::AuthTimeout,
@@ -87,8 +89,8 @@ impl<H: Handler> Server<H> {
                         hub.metrics.handler_panics += 1;
                         log::error!("on_timer panicked");
                         if let Some(id) = socket.filter(|id| hub.is_socket_online(*id)) {
-                            hub.begin_close(
-                                id.slot(),
+                            hub.begin_close_id(
+                                id,
                                 CloseCode::INTERNAL,
                                 "internal error",
                                 CloseReason::HandlerPanic,
@@ -103,7 +105,10 @@ impl<H: Handler> Server<H> {
 
     fn heartbeat(&mut self, id: SocketId) {
         let limit = self.config.ping_timeout_count;
-        let Some(conn) = self.hub.conn_mut(id) else {
+        let Some(key) = self.hub.key(id) else {
+            return;
+        };
+        let Some(conn) = self.hub.conns.get_mut(key) else {
             return;
         };
         conn.heartbeat = None;
@@ -113,18 +118,18 @@ impl<H: Handler> Server<H> {
         if u32::from(conn.missed_pongs) >= limit {
             crate::log::peer_log!("socket {id}: {limit} pings unanswered; closing");
             self.hub.begin_close(
-                id.slot(),
+                key,
                 CloseCode::GOING_AWAY,
                 "heartbeat timeout",
                 CloseReason::HeartbeatTimeout,
             );
-            self.hub.finish(id.slot());
+            self.hub.finish(key);
             self.notify_closed();
             return;
         }
         conn.missed_pongs = conn.missed_pongs.saturating_add(1);
-        self.hub.queue_frame(id.slot(), OpCode::Ping, b"");
-        self.arm_heartbeat(id.slot(), false);
+        self.hub.queue_frame(key, OpCode::Ping, b"");
+        self.arm_heartbeat(key, false);
         self.notify_closed();
     }
 
