@@ -32,8 +32,14 @@ use crate::socket_id::SocketId;
 use crate::upgrade::{Upgrade, UpgradeRequest};
 
 /// An empty hub with `config`, as the event loop would make it.
+///
+/// # Panics
+///
+/// If the system cannot make an `epoll` instance (the hub's bus needs a
+/// waker, though nothing is ever posted to it).
 pub fn new_hub(config: Config) -> Hub {
-    Hub::new(Arc::new(config))
+    let bus = crate::bus::Bus::detached().expect("an epoll instance for the hub's bus");
+    Hub::new(Arc::new(config), bus, 0)
 }
 
 /// Add `n` open sockets to `hub`, each a duplicate of `stream` (one file
@@ -591,7 +597,7 @@ mod tests {
         assert_eq!(hub.client_id(conn.id()), Some("carol"));
         assert_eq!(
             hub.get_session(conn.id()),
-            Some(&serde_json::json!({"n": 1}))
+            Some(serde_json::json!({"n": 1}))
         );
         close_http(&mut hub, &mut Picky, conn);
 

@@ -40,6 +40,27 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Add `other`'s counters to these (the process-wide sum of the loops').
+    pub fn add(&mut self, other: &Metrics) {
+        self.connections_accepted += other.connections_accepted;
+        self.connections_refused += other.connections_refused;
+        self.handshakes += other.handshakes;
+        self.handshake_failures += other.handshake_failures;
+        self.messages_in += other.messages_in;
+        self.messages_out += other.messages_out;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        self.protocol_errors += other.protocol_errors;
+        self.http_requests += other.http_requests;
+        self.handler_panics += other.handler_panics;
+        self.memory_sheds += other.memory_sheds;
+        self.idle_http_closed += other.idle_http_closed;
+        self.fanout_rate_limited += other.fanout_rate_limited;
+        for (sum, n) in self.closes.iter_mut().zip(other.closes) {
+            *sum += n;
+        }
+    }
+
     /// The close reason labels, as in [`CloseReason::label`].
     pub const CLOSE_LABELS: [&'static str; 11] = [
         "client_close",

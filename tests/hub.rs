@@ -214,7 +214,7 @@ impl Handler for Commands {
             "closed {socket} {reason} client={:?} groups={:?} session={:?} online={} send={send:?}",
             hub.client_id(socket),
             hub.socket_groups(socket),
-            hub.get_session(socket).map(Value::to_string),
+            hub.get_session(socket).map(|v| v.to_string()),
             hub.is_socket_online(socket),
         );
         let _ = hub.send_text(watcher, &line);

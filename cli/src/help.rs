@@ -77,6 +77,7 @@ macro_rules! key {
 /// Every `Config` key, in the order of the struct.
 pub(crate) static KEYS: &[KeyHelp] = &[
     key!(listen, Addr, "Address to listen on."),
+    key!(workers, Count, "Event loops, one thread each (0: one per CPU the process may use)."),
     key!(ping_interval, Seconds, "Seconds between server pings; 0 turns heartbeats off."),
     key!(ping_timeout_count, Count, "Unanswered pings before the socket is closed."),
     key!(auth_timeout, Seconds, "Seconds a socket has to bind a client id, else close 1008; 0: no deadline."),

@@ -35,8 +35,11 @@ fn serve(config: Config, warnings: &[String]) -> ExitCode {
             "api_trust_loopback: /api/ answers every loopback peer without a key; behind a reverse proxy on this host that is every client (set api_key instead)"
         ),
     }
-    let mut server = match Server::bind(config, Gateway) {
-        Ok(server) => server,
+    let mut server = match Server::bind_with(config, |_| Gateway) {
+        Ok(server) => {
+            log::info!("{} event loop(s)", server.workers());
+            server
+        }
         Err(e) => {
             // "cannot listen on ADDR: ..." or "invalid configuration: ..."
             log::error!("{e}");

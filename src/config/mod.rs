@@ -56,6 +56,11 @@ pub struct Config {
     /// Address to listen on (default `127.0.0.1:8080`).
     #[serde(with = "format::addr")]
     pub listen: SocketAddr,
+    /// Event loops, each on its own thread with its own sockets (default 0:
+    /// one per CPU the process may use). With `Server::bind` and one handler
+    /// there is one loop whatever this says.
+    #[serde(with = "format::count")]
+    pub workers: usize,
     /// Interval between server pings (default 15 s); zero disables heartbeats.
     #[serde(with = "format::secs")]
     pub ping_interval: Duration,
@@ -244,6 +249,7 @@ impl Default for Config {
             max_http_body: 1 << 20,
             max_backpressure: 2 << 20,
             max_connections: 100_000,
+            workers: 0,
             max_pending_handshakes: 1024,
             max_idle_http: 1024,
             max_connections_per_ip: 1024,
@@ -284,6 +290,7 @@ impl std::fmt::Debug for Config {
         let secret = |s: &Option<String>| if s.is_some() { "(set)" } else { "(unset)" };
         f.debug_struct("Config")
             .field("listen", &self.listen)
+            .field("workers", &self.workers)
             .field("ping_interval", &self.ping_interval)
             .field("ping_timeout_count", &self.ping_timeout_count)
             .field("auth_timeout", &self.auth_timeout)
@@ -393,6 +400,16 @@ impl Config {
     /// The keys whose values are secrets: never printed (`Debug` shows them
     /// as set or unset; the binary hides them in errors and help).
     pub const SECRET_KEYS: &'static [&'static str] = &["api_key", "auth_secret"];
+
+    /// The loops `workers` asks for: itself, or for 0 the CPUs the process
+    /// may use (at most 256).
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+        .min(256)
+    }
 
     /// Check the combination of values once, before the server starts
     /// ([`Server::bind`](crate::Server::bind) calls it).
@@ -811,7 +828,7 @@ mod tests {
     #[test]
     fn debug_and_secrets_cover_every_key() {
         let table = serialized(&Config::default());
-        assert_eq!(table.len(), 46);
+        assert_eq!(table.len(), 47);
         let debug = format!("{:?}", Config::default());
         for key in table.keys() {
             assert!(debug.contains(&format!(" {key}: ")), "Debug lacks {key}");

@@ -6,6 +6,9 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::{millis, Hub, TimerEvent};
+use std::sync::Arc;
+
+use crate::bus::Command;
 use crate::socket_app::SocketApp;
 use crate::socket_id::SocketId;
 pub use crate::timer_handle::TimerHandle;
@@ -36,6 +39,8 @@ pub enum HubError {
     SessionTooLarge,
     /// The close code may not be sent on the wire.
     InvalidCloseCode,
+    /// The socket's loop is behind (its inbox is full); nothing was done.
+    Busy,
 }
 
 impl std::fmt::Display for HubError {
@@ -50,6 +55,7 @@ impl std::fmt::Display for HubError {
             }
             HubError::SessionTooLarge => "session over max_session_size",
             HubError::InvalidCloseCode => "close code not valid on the wire",
+            HubError::Busy => "the socket's loop is behind (its inbox is full)",
         })
     }
 }
@@ -80,10 +86,27 @@ impl Hub {
         self.conn(socket).and_then(|c| c.app.as_deref())
     }
 
-    /// Add `socket` to `group`. `Ok(false)` if it was a member already.
+    /// Add `socket` to `group`. `Ok(false)` if it was a member already. A
+    /// socket of another loop is added when that loop applies it (`Ok(true)`
+    /// once posted; that loop checks the limits and logs a refusal).
     pub fn join_group(&mut self, socket: SocketId, group: &str) -> Result<bool, HubError> {
         if group.is_empty() || group.len() > self.settings.max_group_name {
             return Err(HubError::BadGroupName);
+        }
+        if self.is_remote(socket) {
+            let member = self
+                .bus
+                .read()
+                .sockets
+                .get(&socket)
+                .map(|s| s.groups.iter().any(|g| g == group));
+            return match member {
+                None => Err(HubError::NotOnline),
+                Some(true) => Ok(false),
+                Some(false) => self
+                    .post_to(socket, Command::Join(socket, group.to_owned()))
+                    .map(|()| true),
+            };
         }
         let (max, max_bytes) = (
             self.settings.max_groups_per_socket,
@@ -103,11 +126,27 @@ impl Hub {
         let client = app.client_id.clone();
         self.groups.add(group, socket, client.as_deref());
         self.app_changed(socket);
+        if self.bus.shared() {
+            let loops = self.bus.loops();
+            self.bus.write().join(socket, group, loops);
+        }
         Ok(true)
     }
 
     /// Remove `socket` from `group`. False if it was not a member.
     pub fn leave_group(&mut self, socket: SocketId, group: &str) -> bool {
+        if self.is_remote(socket) {
+            let member = self
+                .bus
+                .read()
+                .sockets
+                .get(&socket)
+                .is_some_and(|s| s.groups.iter().any(|g| g == group));
+            return member
+                && self
+                    .post_to(socket, Command::Leave(socket, group.to_owned()))
+                    .is_ok();
+        }
         let Ok(app) = self.app_mut(socket) else {
             return false;
         };
@@ -118,11 +157,33 @@ impl Hub {
         let client = app.client_id.clone();
         let removed = self.groups.remove(group, socket, client.as_deref());
         self.app_changed(socket);
+        if self.bus.shared() {
+            self.bus.write().leave(socket, group);
+        }
         removed
     }
 
-    /// Dissolve `group`: every member leaves. Returns how many members it had.
+    /// Dissolve `group`: every member leaves, on every loop. Returns how
+    /// many members it had (those of other loops leave when their loop
+    /// applies it).
     pub fn ungroup(&mut self, group: &str) -> usize {
+        let mut count = 0;
+        let remote = self.other_loops(|view| view.group_loops(group));
+        let name: Arc<str> = Arc::from(group);
+        for (index, members) in remote {
+            if self
+                .bus
+                .post(index, Command::Ungroup(Arc::clone(&name)))
+                .is_ok()
+            {
+                count += members as usize;
+            }
+        }
+        count + self.ungroup_local(group)
+    }
+
+    /// Dissolve `group` on this loop only; returns how many members left.
+    pub(crate) fn ungroup_local(&mut self, group: &str) -> usize {
         let Some(members) = self.groups.take(group) else {
             return 0;
         };
@@ -131,22 +192,56 @@ impl Hub {
                 app.groups.retain(|g| g != group);
             }
             self.app_changed(*id);
+            if self.bus.shared() {
+                self.bus.write().leave(*id, group);
+            }
         }
         members.sockets.len()
     }
 
+    /// Post `command` to the loop of `socket`.
+    fn post_to(&self, socket: SocketId, command: Command) -> Result<(), HubError> {
+        self.bus
+            .post(usize::from(socket.loop_index()), command)
+            .map_err(|_| HubError::Busy)
+    }
+
     /// How many sockets are in `group`.
     pub fn group_sockets_count(&self, group: &str) -> usize {
+        if self.bus.shared() {
+            return self
+                .bus
+                .read()
+                .groups
+                .get(group)
+                .map_or(0, |g| g.members.len());
+        }
         self.groups.get(group).map_or(0, |g| g.sockets.len())
     }
 
     /// How many distinct bound client ids have a socket in `group`.
     pub fn group_clients_count(&self, group: &str) -> usize {
+        if self.bus.shared() {
+            return self
+                .bus
+                .read()
+                .groups
+                .get(group)
+                .map_or(0, |g| g.clients.len());
+        }
         self.groups.get(group).map_or(0, |g| g.clients.len())
     }
 
     /// The sockets in `group` (in no particular order).
     pub fn group_members(&self, group: &str) -> Vec<SocketId> {
+        if self.bus.shared() {
+            return self
+                .bus
+                .read()
+                .groups
+                .get(group)
+                .map_or_else(Vec::new, |g| g.members.iter().copied().collect());
+        }
         self.groups
             .get(group)
             .map_or_else(Vec::new, |g| g.sockets.iter().copied().collect())
@@ -154,11 +249,22 @@ impl Hub {
 
     /// How many groups have members.
     pub fn groups_count(&self) -> usize {
+        if self.bus.shared() {
+            return self.bus.read().groups.len();
+        }
         self.groups.len()
     }
 
     /// The groups `socket` is in.
     pub fn socket_groups(&self, socket: SocketId) -> Vec<String> {
+        if self.is_remote(socket) {
+            return self
+                .bus
+                .read()
+                .sockets
+                .get(&socket)
+                .map_or_else(Vec::new, |s| s.groups.clone());
+        }
         self.app(socket).map_or_else(Vec::new, |a| a.groups.clone())
     }
 
@@ -167,6 +273,12 @@ impl Hub {
     pub fn bind_client(&mut self, socket: SocketId, client_id: &str) -> Result<(), HubError> {
         if client_id.is_empty() || client_id.len() > self.settings.max_client_id {
             return Err(HubError::BadClientId);
+        }
+        if self.is_remote(socket) {
+            if !self.is_socket_online(socket) {
+                return Err(HubError::NotOnline);
+            }
+            return self.post_to(socket, Command::Bind(socket, client_id.to_owned()));
         }
         let app = self.app_mut(socket)?;
         let old = app.client_id.replace(client_id.to_owned());
@@ -188,11 +300,21 @@ impl Hub {
             }
         }
         self.app_changed(socket);
+        if self.bus.shared() {
+            self.bus.write().bind(socket, Some(client_id));
+        }
         Ok(())
     }
 
     /// Unbind `socket` from its client id; returns the id it had.
     pub fn unbind_client(&mut self, socket: SocketId) -> Option<String> {
+        if self.is_remote(socket) {
+            let old = self.bus.read().sockets.get(&socket)?.client.clone()?;
+            return self
+                .post_to(socket, Command::Unbind(socket))
+                .ok()
+                .map(|()| old);
+        }
         let app = self.app_mut(socket).ok()?;
         let old = app.client_id.take()?;
         let groups = app.groups.clone();
@@ -201,26 +323,53 @@ impl Hub {
             self.groups.set_client(group, Some(&old), None);
         }
         self.app_changed(socket);
+        if self.bus.shared() {
+            self.bus.write().bind(socket, None);
+        }
         Some(old)
     }
 
-    /// The client id `socket` is bound to.
+    /// The client id `socket` is bound to (a socket of this loop; for any
+    /// socket of the process, [`Hub::client_id_of`]).
     pub fn client_id(&self, socket: SocketId) -> Option<&str> {
         self.app(socket).and_then(|a| a.client_id.as_deref())
     }
 
-    /// Whether any open socket is bound to `client_id`.
+    /// The client id of any socket of the process.
+    pub fn client_id_of(&self, socket: SocketId) -> Option<String> {
+        if self.is_remote(socket) {
+            return self.bus.read().sockets.get(&socket)?.client.clone();
+        }
+        self.client_id(socket).map(str::to_owned)
+    }
+
+    /// Whether any open socket of the process is bound to `client_id`.
     pub fn is_client_online(&self, client_id: &str) -> bool {
+        if self.bus.shared() {
+            return self.bus.read().clients.contains_key(client_id);
+        }
         self.clients.get(client_id).is_some_and(|s| !s.is_empty())
     }
 
-    /// The open sockets bound to `client_id`.
+    /// The open sockets bound to `client_id`, on every loop.
     pub fn client_sockets(&self, client_id: &str) -> Vec<SocketId> {
+        if self.bus.shared() {
+            return self
+                .bus
+                .read()
+                .clients
+                .get(client_id)
+                .cloned()
+                .unwrap_or_default();
+        }
         self.clients.get(client_id).cloned().unwrap_or_default()
     }
 
-    /// How many distinct client ids are bound.
+    /// How many distinct client ids are bound, in the process.
     pub fn online_clients(&self) -> usize {
+        if self.bus.shared() {
+            return self.bus.read().clients.len();
+        }
         self.clients.len()
     }
 
@@ -228,6 +377,15 @@ impl Hub {
     /// session would serialise to more than `max_session_size` bytes.
     pub fn set_session(&mut self, socket: SocketId, session: Value) -> Result<(), HubError> {
         let max = self.settings.max_session_size;
+        if self.is_remote(socket) {
+            if !self.is_socket_online(socket) {
+                return Err(HubError::NotOnline);
+            }
+            if json_size(&session) > max {
+                return Err(HubError::SessionTooLarge);
+            }
+            return self.post_to(socket, Command::SetSession(socket, session));
+        }
         let app = self.app_mut(socket)?;
         let size = json_size(&session);
         if size > max {
@@ -235,7 +393,7 @@ impl Hub {
         }
         app.session = Some(session);
         app.session_bytes = size;
-        self.app_changed(socket);
+        self.session_changed(socket);
         Ok(())
     }
 
@@ -248,6 +406,12 @@ impl Hub {
         fields: Map<String, Value>,
     ) -> Result<(), HubError> {
         let max = self.settings.max_session_size;
+        if self.is_remote(socket) {
+            if !self.is_socket_online(socket) {
+                return Err(HubError::NotOnline);
+            }
+            return self.post_to(socket, Command::UpdateSession(socket, fields));
+        }
         let app = self.app_mut(socket)?;
         let mut map = match &app.session {
             Some(Value::Object(map)) => map.clone(),
@@ -267,13 +431,27 @@ impl Hub {
         }
         app.session = Some(session);
         app.session_bytes = size;
-        self.app_changed(socket);
+        self.session_changed(socket);
         Ok(())
     }
 
-    /// `socket`'s session, if it has one.
-    pub fn get_session(&self, socket: SocketId) -> Option<&Value> {
-        self.app(socket).and_then(|a| a.session.as_ref())
+    /// A local socket's session changed: count it, and copy it to the view.
+    fn session_changed(&mut self, socket: SocketId) {
+        self.app_changed(socket);
+        if self.bus.shared() {
+            let session = self.app(socket).and_then(|a| a.session.clone());
+            self.bus.write().session(socket, session);
+        }
+    }
+
+    /// `socket`'s session, if it has one. For a socket of another loop, the
+    /// copy its loop last wrote to the view (as fresh as that loop's last
+    /// turn; a change just posted to it shows once it is applied).
+    pub fn get_session(&self, socket: SocketId) -> Option<Value> {
+        if self.is_remote(socket) {
+            return self.bus.read().sockets.get(&socket)?.session.clone();
+        }
+        self.app(socket).and_then(|a| a.session.clone())
     }
 
     /// Schedule `on_timer` after `delay`, then every `every` if given. A timer

@@ -1,6 +1,8 @@
 //! A connection's life as the hub keeps it: state changes with their counts,
 //! the close handshake's start, deadlines, removal.
 
+use std::sync::atomic::Ordering;
+
 use gmws_protocol::encoder::encode_close;
 use gmws_protocol::{CloseCode, ProtocolError};
 
@@ -19,18 +21,31 @@ impl Hub {
             return;
         }
         conn.state = state;
+        let id = conn.id;
         let counts = &mut self.counts;
+        let totals = &self.bus.totals;
         for (s, delta) in [(old, false), (state, true)] {
-            let counter = match s {
-                State::Http { idle: false } => &mut counts.pending_http,
-                State::Http { idle: true } => &mut counts.idle_http,
-                State::Open => &mut counts.online,
+            let (counter, total) = match s {
+                State::Http { idle: false } => {
+                    (&mut counts.pending_http, Some(&totals.pending_http))
+                }
+                State::Http { idle: true } => (&mut counts.idle_http, None),
+                State::Open => (&mut counts.online, Some(&totals.online)),
                 _ => continue,
             };
             if delta {
                 *counter += 1;
+                total.map(|t| t.fetch_add(1, Ordering::Relaxed));
             } else {
                 *counter -= 1;
+                total.map(|t| t.fetch_sub(1, Ordering::Relaxed));
+            }
+        }
+        if self.bus.shared() && (old == State::Open) != (state == State::Open) {
+            let mut view = self.bus.write();
+            match state {
+                State::Open => view.open(id),
+                _ => view.close(id),
             }
         }
     }
@@ -182,13 +197,20 @@ impl Hub {
         }
         conn.output.clear(&mut self.pool);
         self.gauge.apply(&mut conn.accounted, 0);
-        let ip = conn.peer.ip();
-        if let Some(n) = self.per_ip.get_mut(&ip) {
+        self.bus.totals.connections.fetch_sub(1, Ordering::Relaxed);
+        self.release_ip(conn.peer.ip());
+        Some(conn)
+    }
+
+    /// A connection from `ip` is gone: one less against
+    /// `max_connections_per_ip` (exempt peers were never counted).
+    pub(crate) fn release_ip(&self, ip: std::net::IpAddr) {
+        let mut per_ip = self.bus.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = per_ip.get_mut(&ip) {
             *n -= 1;
             if *n == 0 {
-                self.per_ip.remove(&ip);
+                per_ip.remove(&ip);
             }
         }
-        Some(conn)
     }
 }

@@ -16,7 +16,6 @@
 //! the socket closed (1008). The event loop checks the same after each flush.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +33,7 @@ pub use api::{HubError, TimerHandle};
 pub use payload::Payload;
 pub use send::{Audience, SendError};
 
+use crate::bus::Bus;
 use crate::close::CloseReason;
 use crate::config::Config;
 use crate::connection::{Connection, DeadlineKind, State};
@@ -122,13 +122,13 @@ pub struct Hub {
     pub(crate) settings: HubSettings,
     pub(crate) metrics: Metrics,
     pub(crate) counts: Counts,
-    /// Connections per peer IP (only peers subject to `max_connections_per_ip`).
-    pub(crate) per_ip: HashMap<IpAddr, u32>,
     /// Keep-alive connections in the order they went idle (entries whose
     /// deadline no longer matches are stale and skipped).
     pub(crate) idle_order: VecDeque<(SocketId, TimerId)>,
     /// Fan-out work done this turn (deliveries weighted by bytes).
     pub(crate) turn_fanout: usize,
+    /// Posted commands wait that this turn did not apply.
+    pub(crate) inbox_pending: bool,
     clients: clients::Clients,
     groups: groups::Groups,
     user_timers: HashMap<TimerHandle, api::UserTimer>,
@@ -137,13 +137,17 @@ pub struct Hub {
     frame_scratch: Vec<u8>,
     /// Emptied output buffers and queue states, lent to the next sender.
     pub(crate) pool: Pool,
-    /// Buffered bytes, held against `max_buffer_memory`.
+    /// Buffered bytes, held against `max_buffer_memory` (the bus's gauge:
+    /// one count for the process).
     pub(crate) gauge: Gauge,
+    /// The process's loops, their view and totals.
+    pub(crate) bus: Arc<Bus>,
     config: Arc<Config>,
 }
 
 impl Hub {
-    pub(crate) fn new(config: Arc<Config>) -> Hub {
+    /// The hub of loop `loop_index` of `bus`.
+    pub(crate) fn new(config: Arc<Config>, bus: Arc<Bus>, loop_index: u8) -> Hub {
         let settings = HubSettings::from_config(&config);
         Hub {
             clients: Default::default(),
@@ -152,12 +156,13 @@ impl Hub {
             next_timer: 0,
             frame_scratch: Vec::new(),
             pool: Pool::new(),
-            gauge: Gauge::new(),
+            gauge: bus.gauge.clone(),
+            bus,
             config,
             conns: Slab::new(),
             ids: HashMap::default(),
             node: 0,
-            loop_index: 0,
+            loop_index,
             next_local: 0,
             timers: TimerWheel::new(),
             now: 0,
@@ -167,9 +172,9 @@ impl Hub {
             settings,
             metrics: Metrics::default(),
             counts: Counts::default(),
-            per_ip: HashMap::new(),
             idle_order: VecDeque::new(),
             turn_fanout: 0,
+            inbox_pending: false,
         }
     }
 
@@ -180,9 +185,19 @@ impl Hub {
         self.next_local += 1;
         let id = SocketId::new(self.node, self.loop_index, self.next_local);
         let conn = make(id);
-        self.counts.pending_http += usize::from(conn.state == State::NEW);
+        if conn.state == State::NEW {
+            self.counts.pending_http += 1;
+            self.bus
+                .totals
+                .pending_http
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         entry.insert(conn);
         self.ids.insert(id, key);
+        self.bus
+            .totals
+            .connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         key
     }
 
@@ -235,12 +250,27 @@ impl Hub {
 
     /// Whether `socket` is an open WebSocket.
     pub fn is_socket_online(&self, socket: SocketId) -> bool {
+        if self.is_remote(socket) {
+            return self.bus.shared() && self.bus.read().sockets.contains_key(&socket);
+        }
         self.conn(socket).is_some_and(Connection::is_open)
     }
 
-    /// How many WebSockets are open.
+    /// How many WebSockets are open in the process.
     pub fn online_sockets(&self) -> usize {
+        if self.bus.shared() {
+            return self
+                .bus
+                .totals
+                .online
+                .load(std::sync::atomic::Ordering::Relaxed);
+        }
         self.counts.online
+    }
+
+    /// Which loop this hub is (0 with one loop).
+    pub fn loop_index(&self) -> usize {
+        usize::from(self.loop_index)
     }
 
     /// How many TCP connections are held (HTTP, open and closing).

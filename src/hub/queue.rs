@@ -8,6 +8,7 @@ use gmws_protocol::frame::{FrameHeader, MAX_HEADER_LEN};
 use gmws_protocol::{CloseCode, OpCode};
 
 use super::{Hub, HubError, SendError};
+use crate::bus::Command;
 use crate::close::CloseReason;
 use crate::connection::Dirty;
 use crate::outqueue::SharedFrame;
@@ -34,6 +35,12 @@ impl Hub {
 
     /// Why `socket` cannot take a message now, if it cannot.
     pub(crate) fn sendable(&self, socket: SocketId) -> Result<(), SendError> {
+        if self.is_remote(socket) {
+            return match self.is_socket_online(socket) {
+                true => Ok(()),
+                false => Err(SendError::UnknownSocket),
+            };
+        }
         match self.conn(socket) {
             None => Err(SendError::UnknownSocket),
             Some(c) if !c.is_open() => Err(SendError::Closing),
@@ -59,6 +66,15 @@ impl Hub {
                 code.0
             );
             return Err(HubError::InvalidCloseCode);
+        }
+        if self.is_remote(socket) {
+            return self
+                .bus
+                .post(
+                    usize::from(socket.loop_index()),
+                    Command::Close(socket, code, reason.to_owned()),
+                )
+                .map_err(|_| HubError::Busy);
         }
         if let Some(key) = self.key(socket) {
             self.begin_close(key, code, reason, CloseReason::ServerClose(code));

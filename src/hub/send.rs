@@ -2,11 +2,16 @@
 //! fan-out encodes its frame once and shares it; client-initiated sends
 //! are paid for by recipients × bytes.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use gmws_protocol::encoder::frame_len;
 use gmws_protocol::OpCode;
 
 use super::payload::Payload;
 use super::Hub;
+use crate::bus::{Command, Target, View};
+use crate::outqueue::SharedFrame;
 use crate::socket_id::SocketId;
 
 /// Who a send reaches: see [`Hub::audience`].
@@ -35,6 +40,9 @@ pub enum SendError {
     /// The socket could not take this message: it was closed for
     /// backpressure (1008) instead.
     Backpressure,
+    /// The socket's loop is behind: its inbox is full (counted in
+    /// `/metrics`); nothing was sent.
+    Busy,
 }
 
 impl std::fmt::Display for SendError {
@@ -43,119 +51,263 @@ impl std::fmt::Display for SendError {
             SendError::UnknownSocket => "no such socket",
             SendError::Closing => "the socket is closing",
             SendError::Backpressure => "the socket was closed for backpressure",
+            SendError::Busy => "the socket's loop is behind (its inbox is full)",
         })
     }
 }
 
 impl std::error::Error for SendError {}
 
+/// A payload's opcode and bytes (a JSON value serialised here, once).
+fn encode(payload: Payload<'_>) -> (OpCode, Cow<'_, [u8]>) {
+    match payload {
+        Payload::Text(t) => (OpCode::Text, Cow::Borrowed(t.as_bytes())),
+        Payload::Binary(b) => (OpCode::Binary, Cow::Borrowed(b)),
+        Payload::Json(v) => (
+            OpCode::Text,
+            Cow::Owned(serde_json::to_vec(v).unwrap_or_default()),
+        ),
+    }
+}
+
 impl Hub {
-    /// Queue one frame to each of `targets` that is online; returns how many
-    /// were written to. The frame is encoded once (a JSON value serialised
-    /// once) and shared by every recipient's queue.
-    fn fan_out(&mut self, targets: &[SocketId], payload: Payload<'_>) -> usize {
-        let json;
-        let (opcode, bytes) = match payload {
-            Payload::Text(t) => (OpCode::Text, t.as_bytes()),
-            Payload::Binary(b) => (OpCode::Binary, b),
-            Payload::Json(v) => {
-                json = serde_json::to_vec(v).unwrap_or_default();
-                (OpCode::Text, &json[..])
-            }
-        };
-        self.fan_out_bytes(targets, opcode, bytes)
+    /// Whether `socket` lives on another loop of this process.
+    pub(crate) fn is_remote(&self, socket: SocketId) -> bool {
+        socket.loop_index() != self.loop_index
     }
 
-    fn fan_out_bytes(&mut self, targets: &[SocketId], opcode: OpCode, payload: &[u8]) -> usize {
-        self.spend_fanout(targets.len(), frame_len(payload.len(), false));
-        if let [single] = targets {
-            // One recipient: encode straight into its queue (or its socket).
-            let queued = self
-                .online_key(*single)
-                .is_some_and(|key| self.queue_frame(key, opcode, payload));
-            return usize::from(queued);
+    /// Queue one frame to each of `local` (this loop's sockets) that is
+    /// online, and post it to every loop in `remote` (loop index and how
+    /// many recipients it holds, as the view counts them) for `target`.
+    /// Returns the sockets written to here plus those posted for. The frame
+    /// is encoded once and shared by every recipient's queue, here and on
+    /// the other loops.
+    fn deliver(
+        &mut self,
+        local: &[SocketId],
+        remote: &[(usize, u32)],
+        target: impl Fn() -> Target,
+        payload: Payload<'_>,
+    ) -> usize {
+        let (opcode, bytes) = encode(payload);
+        if remote.is_empty() {
+            if let [single] = local {
+                // One recipient: encode straight into its queue (or its socket).
+                self.spend_fanout(1, frame_len(bytes.len(), false));
+                return usize::from(
+                    self.online_key(*single)
+                        .is_some_and(|key| self.queue_frame(key, opcode, &bytes)),
+                );
+            }
         }
-        let frame = self.shared_frame(opcode, payload);
+        if local.is_empty() && remote.is_empty() {
+            return 0;
+        }
+        let frame = self.shared_frame(opcode, &bytes);
+        let mut delivered = self.fan_out_frame(local, &frame, bytes.len());
+        for &(index, recipients) in remote {
+            let command = Command::Send {
+                target: target(),
+                frame: frame.clone(),
+                payload_len: bytes.len(),
+            };
+            match self.bus.post(index, command) {
+                Ok(()) => delivered += recipients as usize,
+                Err(e) => log::warn!("send to loop {index}: {e}; {recipients} recipients missed"),
+            }
+        }
+        delivered
+    }
+
+    /// Queue `frame` (of a `payload_len`-byte message) to each of this loop's
+    /// `targets` that is online; returns how many.
+    pub(crate) fn fan_out_frame(
+        &mut self,
+        targets: &[SocketId],
+        frame: &SharedFrame,
+        payload_len: usize,
+    ) -> usize {
+        self.spend_fanout(targets.len(), frame.len());
         let mut delivered = 0;
         for &id in targets {
             if let Some(key) = self.online_key(id) {
-                delivered += usize::from(self.queue_shared(key, &frame, payload.len()));
+                delivered += usize::from(self.queue_shared(key, frame, payload_len));
             }
         }
         delivered
     }
 
     /// How many sockets a send to `target` would reach now (for rate limits
-    /// weighted by recipients).
+    /// weighted by recipients), across the process.
     pub fn audience(&self, target: Audience<'_>) -> usize {
         match target {
             Audience::Socket(id) => usize::from(self.is_socket_online(id)),
-            Audience::Client(client) => self.clients.get(client).map_or(0, Vec::len),
+            Audience::Client(client) => self.client_sockets(client).len(),
             Audience::Group(group) => self.group_sockets_count(group),
             Audience::All => self.online_sockets(),
+            Audience::AllClients if self.bus.shared() => {
+                self.bus.read().clients.values().map(Vec::len).sum()
+            }
             Audience::AllClients => self.clients.values().map(Vec::len).sum(),
         }
     }
 
-    /// Queue a message to one socket.
+    /// Queue a message to one socket (of any loop: one of another loop gets
+    /// it when that loop next turns; at most once, like every send).
     pub fn send_to_socket<'a>(
         &mut self,
         socket: SocketId,
         payload: impl Into<Payload<'a>>,
     ) -> Result<(), SendError> {
         self.sendable(socket)?;
-        if self.fan_out(&[socket], payload.into()) == 1 {
+        if self.is_remote(socket) {
+            let (opcode, bytes) = encode(payload.into());
+            let frame = self.shared_frame(opcode, &bytes);
+            let command = Command::Send {
+                target: Target::Socket(socket),
+                frame,
+                payload_len: bytes.len(),
+            };
+            return self
+                .bus
+                .post(usize::from(socket.loop_index()), command)
+                .map_err(|_| SendError::Busy);
+        }
+        if self.deliver(&[socket], &[], || Target::Socket(socket), payload.into()) == 1 {
             Ok(())
         } else {
             Err(SendError::Backpressure)
         }
     }
 
-    /// Queue a message to every socket bound to `client_id`; returns how many.
+    /// Queue a message to every socket bound to `client_id`, on every loop;
+    /// returns how many.
     pub fn send_to_client<'a>(
         &mut self,
         client_id: &str,
         payload: impl Into<Payload<'a>>,
     ) -> usize {
-        let targets = self.clients.get(client_id).cloned().unwrap_or_default();
-        self.fan_out(&targets, payload.into())
+        let local = self.clients.get(client_id).cloned().unwrap_or_default();
+        let remote = self.other_loops(|view| view.client_loops(client_id));
+        let client: Arc<str> = Arc::from(client_id);
+        self.deliver(
+            &local,
+            &remote,
+            || Target::Client(Arc::clone(&client)),
+            payload.into(),
+        )
     }
 
     /// Queue a message to every open socket, bound or not; returns how many.
     pub fn send_to_all<'a>(&mut self, payload: impl Into<Payload<'a>>) -> usize {
-        let targets: Vec<SocketId> = self
+        let local: Vec<SocketId> = self
             .conns
             .iter()
             .filter(|(_, c)| c.is_open())
             .map(|(_, c)| c.id)
             .collect();
-        self.fan_out(&targets, payload.into())
+        let remote = self.other_loops(|_| {
+            let (_, each) = self.bus.stats();
+            each.iter()
+                .enumerate()
+                .map(|(i, s)| (i, s.online as u32))
+                .collect()
+        });
+        self.deliver(&local, &remote, || Target::All, payload.into())
     }
 
     /// Queue a message to every socket bound to a client id; returns how many.
     pub fn send_to_all_clients<'a>(&mut self, payload: impl Into<Payload<'a>>) -> usize {
-        let targets: Vec<SocketId> = self.clients.values().flatten().copied().collect();
-        self.fan_out(&targets, payload.into())
+        let local: Vec<SocketId> = self.clients.values().flatten().copied().collect();
+        let loops = self.bus.loops();
+        let remote = self.other_loops(|view| {
+            view.bound_per_loop(loops)
+                .into_iter()
+                .enumerate()
+                .filter(|(_, n)| *n > 0)
+                .collect()
+        });
+        self.deliver(&local, &remote, || Target::AllClients, payload.into())
     }
 
-    /// Queue a message to every member of `group` except those in `exclude`;
-    /// returns how many.
+    /// Queue a message to every member of `group`, on every loop, except
+    /// those in `exclude`; returns how many.
     pub fn send_to_group<'a>(
         &mut self,
         group: &str,
         payload: impl Into<Payload<'a>>,
         exclude: &[SocketId],
     ) -> usize {
-        let targets: Vec<SocketId> = match self.groups.get(group) {
+        let local: Vec<SocketId> = match self.groups.get(group) {
             Some(g) => g
                 .sockets
                 .iter()
                 .filter(|id| !exclude.contains(id))
                 .copied()
                 .collect(),
-            None => return 0,
+            None => Vec::new(),
         };
-        self.fan_out(&targets, payload.into())
+        let remote = self.other_loops(|view| {
+            let mut loops = view.group_loops(group);
+            for (index, n) in &mut loops {
+                let excluded = exclude
+                    .iter()
+                    .filter(|id| usize::from(id.loop_index()) == *index)
+                    .filter(|id| {
+                        view.groups
+                            .get(group)
+                            .is_some_and(|g| g.members.contains(id))
+                    })
+                    .count();
+                *n = n.saturating_sub(excluded as u32);
+            }
+            loops
+        });
+        let (group, exclude): (Arc<str>, Arc<[SocketId]>) = (Arc::from(group), Arc::from(exclude));
+        self.deliver(
+            &local,
+            &remote,
+            || Target::Group(Arc::clone(&group), Arc::clone(&exclude)),
+            payload.into(),
+        )
+    }
+
+    /// The other loops `select` picks from the view (none with one loop).
+    pub(super) fn other_loops(
+        &self,
+        select: impl FnOnce(&View) -> Vec<(usize, u32)>,
+    ) -> Vec<(usize, u32)> {
+        if !self.bus.shared() {
+            return Vec::new();
+        }
+        let mut loops = select(&self.bus.read());
+        loops.retain(|(index, _)| *index != usize::from(self.loop_index));
+        loops
+    }
+
+    /// Apply a frame another loop posted: queue it to this loop's recipients.
+    pub(crate) fn apply_send(&mut self, target: Target, frame: &SharedFrame, payload_len: usize) {
+        let targets: Vec<SocketId> = match target {
+            Target::Socket(id) => vec![id],
+            Target::Client(client) => self.clients.get(&client).cloned().unwrap_or_default(),
+            Target::Group(group, exclude) => match self.groups.get(&group) {
+                Some(g) => g
+                    .sockets
+                    .iter()
+                    .filter(|id| !exclude.contains(id))
+                    .copied()
+                    .collect(),
+                None => Vec::new(),
+            },
+            Target::All => self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.is_open())
+                .map(|(_, c)| c.id)
+                .collect(),
+            Target::AllClients => self.clients.values().flatten().copied().collect(),
+        };
+        self.fan_out_frame(&targets, frame, payload_len);
     }
 
     /// Charge a client-initiated send of `cost` delivery bytes (recipients ×

@@ -6,13 +6,15 @@
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use gmws_protocol::decoder::{Decoder, Role};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 
-use super::{Server, WAKER};
+use super::event_loop::Loop;
+use super::WAKER;
 use crate::connection::{Connection, DeadlineKind, State};
 use crate::handler::Handler;
 use crate::hub::TimerEvent;
@@ -20,7 +22,7 @@ use crate::hub::TimerEvent;
 /// Wait before retrying `accept` after running out of file descriptors.
 const ACCEPT_RETRY_MS: u64 = 100;
 
-impl<H: Handler> Server<H> {
+impl<H: Handler> Loop<H> {
     pub(super) fn accept_all(&mut self) {
         while !self.accept_paused {
             let Some(listener) = self.listener.as_ref() else {
@@ -67,28 +69,36 @@ impl<H: Handler> Server<H> {
         }
     }
 
-    /// Why a new connection from `addr` must be refused, if it must.
+    /// Why a new connection from `addr` must be refused, if it must (the
+    /// limits hold for the whole process). Counts `addr` against
+    /// `max_connections_per_ip` when it is let in.
     fn refusal(&self, addr: SocketAddr) -> Option<(&'static str, &'static str)> {
-        if self.hub.conns.len() >= self.config.max_connections {
+        let totals = &self.hub.bus.totals;
+        if totals.connections.load(Ordering::Relaxed) >= self.config.max_connections {
             return Some(("503 Service Unavailable", "max_connections"));
         }
-        if self.hub.counts.pending_http >= self.config.max_pending_handshakes {
+        if totals.pending_http.load(Ordering::Relaxed) >= self.config.max_pending_handshakes {
             return Some(("503 Service Unavailable", "max_pending_handshakes"));
         }
+        if self.per_ip_exempt.iter().any(|r| r.contains(addr.ip())) {
+            return None;
+        }
         let limit = self.config.max_connections_per_ip;
-        if limit > 0
-            && self
-                .hub
-                .per_ip
-                .get(&addr.ip())
-                .is_some_and(|n| *n as usize >= limit)
-        {
+        let mut per_ip = self
+            .hub
+            .bus
+            .per_ip
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let count = per_ip.entry(addr.ip()).or_insert(0);
+        if limit > 0 && *count as usize >= limit {
             return Some(("429 Too Many Requests", "max_connections_per_ip"));
         }
+        *count += 1;
         None
     }
 
-    fn add_conn(&mut self, mut stream: TcpStream, addr: SocketAddr) {
+    pub(super) fn add_conn(&mut self, mut stream: TcpStream, addr: SocketAddr) {
         self.hub.metrics.connections_accepted += 1;
         // IPv4 peers on a dual-stack listener arrive IPv4-mapped: count them
         // (and exempt them) as the IPv4 addresses they are.
@@ -109,6 +119,7 @@ impl<H: Handler> Server<H> {
         let _ = stream.set_nodelay(true);
         let key = self.hub.conns.vacant_key();
         if key >= WAKER.0 || u32::try_from(key).is_err() {
+            self.hub.release_ip(addr.ip());
             return;
         }
         if let Err(e) = self
@@ -117,15 +128,13 @@ impl<H: Handler> Server<H> {
             .register(&mut stream, Token(key), Interest::READABLE)
         {
             log::warn!("register: {e}");
+            self.hub.release_ip(addr.ip());
             return;
         }
         let decoder = Decoder::new(Role::Server, self.limits);
         let key = self
             .hub
             .insert(|id| Connection::new(stream, id, addr, decoder));
-        if !self.per_ip_exempt.iter().any(|r| r.contains(addr.ip())) {
-            *self.hub.per_ip.entry(addr.ip()).or_insert(0) += 1;
-        }
         self.hub.arm_deadline(key, DeadlineKind::Handshake);
     }
 

@@ -1,53 +1,50 @@
-//! The event loop: one mio `Poll`, a listener, and the hub's connections.
+//! The server: one event loop per worker, each single-threaded and owning
+//! its sockets, meeting on the bus ([`crate::bus`]).
 //!
-//! A turn: poll (timeout = the timer wheel's next expiration); serve the
-//! connections the last turn could not serve at all, then this poll's
-//! events (accept, read every readable socket into the one loop-wide read
-//! buffer and dispatch what it decodes), then the connections that were
-//! served last turn and had more; fire due timers; flush the sockets with
-//! output (one write per socket per turn); then hold the buffered bytes to
-//! `max_buffer_memory`.
-//!
-//! Fairness: a socket is read at most [`READ_BUDGET`] times a turn; once the
-//! turn's fan-out work passes `max_fanout_per_turn`, decoding stops for every
-//! socket until the next turn (the undecoded bytes wait in their
-//! connection), and a sender that used the turn goes behind the others; the
-//! flush writes point-to-point output (replies, pongs) before fan-out
-//! frames, and at most 1,024 fan-out-only sockets a turn. One busy sender
-//! cannot hold up a quiet client's ping by more than about a turn.
-//!
-//! The loop moves bytes and applies the answers of each connection's state
-//! machine ([`crate::connection::State`]); handlers act through the hub.
+//! With one loop (`workers = 1`, or [`Server::bind`] with one handler) the
+//! loop accepts its own connections and runs on the caller's thread: today's
+//! server. With several ([`Server::bind_with`] and a handler factory), loop
+//! 0 runs on the caller's thread and the others on threads of their own, and
+//! an acceptor thread takes every connection and hands it to a loop, in
+//! turn, passing over a loop whose last turn began more than
+//! [`STALL_MS`] ago (one stuck in a slow handler): a stalled loop is not
+//! handed new connections while it is stalled. (Why an acceptor and not
+//! `SO_REUSEPORT` listeners: with those the kernel spreads connections by
+//! address hash and keeps handing a stalled loop its share, which then wait
+//! in that loop's backlog; see the README.)
 
-use std::io::{self, ErrorKind};
+use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::thread::JoinHandle;
 
-use gmws_protocol::handshake::{HeadLimits, UpgradePolicy};
-use gmws_protocol::{CloseCode, Limits};
 use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Interest, Poll, Token, Waker};
 
-use crate::close::CloseReason;
-use crate::config::{Config, IpRange};
-use crate::connection::State;
+use crate::bus::{Bus, Command};
+use crate::config::Config;
 use crate::error::{BindError, BindStep};
 use crate::handler::Handler;
-use crate::http::router::{Method, RouteError, Router};
+use crate::http::router::{Method, RouteError};
 use crate::http::{HttpRequest, Response};
-use crate::hub::{millis, Hub};
-use http::Route;
+use crate::hub::Hub;
+use crate::remote::Remote;
 
 mod accept;
+mod acceptor;
 mod dispatch;
+mod event_loop;
 pub(crate) mod http;
+mod inbox;
 mod read;
 mod timers;
 mod write;
 
+#[cfg(feature = "bench-internals")]
 pub(crate) use dispatch::notify_closed;
+use event_loop::{Loop, Seat};
 
 const LISTENER: Token = Token(usize::MAX);
 const WAKER: Token = Token(usize::MAX - 1);
@@ -59,58 +56,61 @@ const RESERVE: usize = 256;
 const READ_CHUNK: usize = 256 * 1024;
 /// Reads per socket per turn before it is requeued (1 MiB).
 const READ_BUDGET: u32 = 4;
+/// A loop whose turn began longer ago than this (ms) is stalled: the
+/// acceptor hands new connections to the others.
+pub const STALL_MS: u64 = 200;
+
+/// A user route, shared by every loop.
+pub(crate) type SharedRoute = Arc<dyn Fn(&mut Hub, &HttpRequest) -> Response + Send + Sync>;
+/// A user route with its method and pattern.
+pub(crate) type UserRouteSpec = (Method, String, SharedRoute);
+/// Makes the handler of loop `i`.
+type Factory<H> = Arc<dyn Fn(usize) -> H + Send + Sync + 'static>;
 
 /// Stops a running [`Server`] from another thread (or a signal handler thread).
 #[derive(Clone)]
 pub struct ShutdownHandle {
-    flag: Arc<AtomicBool>,
-    waker: Arc<Waker>,
+    bus: Arc<Bus>,
+    acceptor: Option<Arc<Waker>>,
 }
 
 impl ShutdownHandle {
-    /// Ask the server to shut down: it stops accepting, closes every socket with
-    /// 1001 and returns from `run` within `close_timeout`.
+    /// Ask the server to shut down: every loop stops accepting, closes every
+    /// socket with 1001, and `run` returns within `close_timeout`.
     pub fn shutdown(&self) {
-        self.flag.store(true, Ordering::SeqCst);
-        if let Err(e) = self.waker.wake() {
-            log::error!("shutdown: cannot wake the loop: {e}");
+        self.bus.stop.store(true, Ordering::SeqCst);
+        self.bus.wake_all();
+        if let Some(waker) = &self.acceptor {
+            if let Err(e) = waker.wake() {
+                log::error!("shutdown: cannot wake the acceptor: {e}");
+            }
         }
     }
 }
 
-/// A WebSocket server: the event loop, its hub, and the application's handler.
-pub struct Server<H: Handler> {
+/// A loop made at bind time that runs on a thread of its own.
+struct Seed {
     poll: Poll,
-    listener: Option<TcpListener>,
-    local_addr: SocketAddr,
-    hub: Hub,
-    handler: H,
-    router: Router<Route>,
-    config: Config,
-    limits: Limits,
-    head_limits: HeadLimits,
-    policy: UpgradePolicy,
-    /// Peers not held to `max_connections_per_ip`.
-    per_ip_exempt: Vec<IpRange>,
-    read_buf: Vec<u8>,
-    /// Connections to serve first next turn (read or fan-out budget spent, or
-    /// a paused HTTP connection whose responses went out).
-    read_again: Vec<usize>,
-    /// Connections that had input but were not served at all this turn (the
-    /// fan-out budget was spent before their turn): they go before
-    /// `read_again` next turn.
-    starved: Vec<usize>,
-    accept_paused: bool,
-    last_exhaustion_log: Option<Instant>,
-    start: Instant,
-    stop: Arc<AtomicBool>,
-    waker: Arc<Waker>,
-    stopping_since: Option<u64>,
+    inbox: Receiver<Command>,
 }
 
-impl<H: Handler> Server<H> {
-    /// Validate `config`, bind the listener of `config.listen` and prepare
-    /// the loop.
+/// A WebSocket server: its event loops, their hubs and handlers.
+pub struct Server<H: Handler> {
+    main: Loop<H>,
+    seeds: Vec<Seed>,
+    factory: Option<Factory<H>>,
+    acceptor: Option<acceptor::Acceptor>,
+    acceptor_waker: Option<Arc<Waker>>,
+    routes: Vec<UserRouteSpec>,
+    config: Arc<Config>,
+    bus: Arc<Bus>,
+    local_addr: SocketAddr,
+}
+
+impl<H: Handler + 'static> Server<H> {
+    /// One loop with `handler`: validate `config`, bind the listener of
+    /// `config.listen` and prepare the loop (`workers` is not used: one
+    /// handler runs one loop; see [`Server::bind_with`]).
     ///
     /// # Errors
     ///
@@ -118,40 +118,90 @@ impl<H: Handler> Server<H> {
     /// configuration; [`BindError::Io`] with the [`BindStep`] that failed
     /// (most often [`BindStep::Listen`]: the address is in use or not ours).
     pub fn bind(config: Config, handler: H) -> Result<Server<H>, BindError> {
+        Server::build(config, 1, handler, None)
+    }
+
+    /// `config.workers` loops (0: one per CPU the process may use), each
+    /// with the handler `factory` makes for it (called with the loop's
+    /// index, on the loop's own thread). Loop 0 runs on the thread that
+    /// calls [`Server::run`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Server::bind`].
+    pub fn bind_with(
+        config: Config,
+        factory: impl Fn(usize) -> H + Send + Sync + 'static,
+    ) -> Result<Server<H>, BindError> {
+        let loops = config.worker_count();
+        let main = factory(0);
+        Server::build(config, loops, main, Some(Arc::new(factory)))
+    }
+
+    fn build(
+        config: Config,
+        loops: usize,
+        handler: H,
+        factory: Option<Factory<H>>,
+    ) -> Result<Server<H>, BindError> {
         config.validate()?;
-        let poll = Poll::new().map_err(BindError::io(BindStep::CreatePoll))?;
+        let loops = loops.clamp(1, 256);
+        let mut polls = Vec::with_capacity(loops);
+        let mut wakers = Vec::with_capacity(loops);
+        for _ in 0..loops {
+            let poll = Poll::new().map_err(BindError::io(BindStep::CreatePoll))?;
+            let waker =
+                Waker::new(poll.registry(), WAKER).map_err(BindError::io(BindStep::CreateWaker))?;
+            wakers.push(Arc::new(waker));
+            polls.push(poll);
+        }
         let mut listener = TcpListener::bind(config.listen)
             .map_err(BindError::io(BindStep::Listen(config.listen)))?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)
-            .map_err(BindError::io(BindStep::Register))?;
-        let waker = Arc::new(
-            Waker::new(poll.registry(), WAKER).map_err(BindError::io(BindStep::CreateWaker))?,
-        );
         let local_addr = listener
             .local_addr()
             .map_err(BindError::io(BindStep::LocalAddr))?;
+        let (bus, inboxes) = Bus::new(wakers);
+        let config = Arc::new(config);
+        let mut polls = polls.into_iter();
+        let mut inboxes = inboxes.into_iter();
+        let (Some(main_poll), Some(main_inbox)) = (polls.next(), inboxes.next()) else {
+            return Err(BindError::io(BindStep::CreatePoll)(io::Error::other(
+                "no loop",
+            )));
+        };
+        let (main_listener, acceptor, acceptor_waker) = if loops == 1 {
+            main_poll
+                .registry()
+                .register(&mut listener, LISTENER, Interest::READABLE)
+                .map_err(BindError::io(BindStep::Register))?;
+            (Some(listener), None, None)
+        } else {
+            let acceptor = acceptor::Acceptor::new(listener, Arc::clone(&bus))
+                .map_err(BindError::io(BindStep::Register))?;
+            let waker = acceptor.waker();
+            (None, Some(acceptor), Some(waker))
+        };
+        let seat = Seat {
+            poll: main_poll,
+            listener: main_listener,
+            inbox: main_inbox,
+            index: 0,
+        };
+        let main = Loop::new(Arc::clone(&config), seat, Arc::clone(&bus), handler, &[]);
+        let seeds = polls
+            .zip(inboxes)
+            .map(|(poll, inbox)| Seed { poll, inbox })
+            .collect();
         Ok(Server {
-            poll,
-            listener: Some(listener),
-            local_addr,
-            hub: Hub::new(Arc::new(config.clone())),
-            router: http::builtin_router(),
-            handler,
-            limits: config.frame_limits(),
-            head_limits: config.head_limits(),
-            policy: config.upgrade_policy(),
-            per_ip_exempt: config.per_ip_exempt_ranges(),
+            main,
+            seeds,
+            factory,
+            acceptor,
+            acceptor_waker,
+            routes: Vec::new(),
             config,
-            read_buf: vec![0; RESERVE + READ_CHUNK],
-            read_again: Vec::new(),
-            starved: Vec::new(),
-            accept_paused: false,
-            last_exhaustion_log: None,
-            start: Instant::now(),
-            stop: Arc::new(AtomicBool::new(false)),
-            waker,
-            stopping_since: None,
+            bus,
+            local_addr,
         })
     }
 
@@ -160,198 +210,102 @@ impl<H: Handler> Server<H> {
         self.local_addr
     }
 
+    /// How many event loops the server runs.
+    pub fn workers(&self) -> usize {
+        self.bus.loops()
+    }
+
     /// A handle that stops this server from another thread.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {
-            flag: Arc::clone(&self.stop),
-            waker: Arc::clone(&self.waker),
+            bus: Arc::clone(&self.bus),
+            acceptor: self.acceptor_waker.clone(),
         }
     }
 
+    /// A handle for other threads: the hub's sends, joins and closes, posted
+    /// to the loops that own the sockets (see [`Remote`]).
+    pub fn remote(&self) -> Remote {
+        Remote::new(Arc::clone(&self.bus), Arc::clone(&self.config))
+    }
+
     /// Add an HTTP route: `f` answers `method` requests to `pattern` (segments
-    /// like `:name` capture, see [`crate::http::router`]). User routes beside
-    /// the built-in ones; a pattern already taken is an error.
+    /// like `:name` capture, see [`crate::http::router`]), on whichever loop
+    /// accepted the request. User routes beside the built-in ones; a
+    /// pattern already taken is an error.
     pub fn route(
         &mut self,
         method: Method,
         pattern: &str,
-        f: impl FnMut(&mut Hub, &HttpRequest) -> Response + Send + 'static,
+        f: impl Fn(&mut Hub, &HttpRequest) -> Response + Send + Sync + 'static,
     ) -> Result<(), RouteError> {
-        self.router.add(method, pattern, Route::User(Box::new(f)))
+        let spec: UserRouteSpec = (method, pattern.to_owned(), Arc::new(f));
+        self.main.route(&spec)?;
+        self.routes.push(spec);
+        Ok(())
     }
 
-    /// The hub, to act before `run` (add timers, …).
+    /// The hub of loop 0, to act before `run` (add timers, …).
     pub fn hub_mut(&mut self) -> &mut Hub {
-        &mut self.hub
+        &mut self.main.hub
     }
 
-    /// The hub (for inspection between turns, e.g. in tests).
+    /// The hub of loop 0 (for inspection between turns, e.g. in tests).
     pub fn hub(&self) -> &Hub {
-        &self.hub
+        &self.main.hub
     }
 
-    /// Run until shut down. Only failures of the poll itself end it with an error.
+    /// Run until shut down: loop 0 on this thread, the others (and the
+    /// acceptor) on threads of their own, joined before this returns. Only
+    /// failures of a poll itself end it with an error.
     pub fn run(&mut self) -> io::Result<()> {
-        let mut events = Events::with_capacity(1024);
-        let mut fired = Vec::new();
-        loop {
-            let timeout = self.poll_timeout();
-            match self.poll.poll(&mut events, timeout) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-            self.hub.now = millis(self.start.elapsed());
-            self.hub.turn_fanout = 0;
-            self.serve_deferred(true);
-            for event in events.iter() {
-                match event.token() {
-                    LISTENER => self.accept_all(),
-                    WAKER => {}
-                    Token(key) => {
-                        // After the peer's FIN (or an error) no new edge will
-                        // come: read on to EOF.
-                        let closed = event.is_read_closed() || event.is_error();
-                        if event.is_readable() || closed {
-                            self.ready(key, closed);
-                        }
-                        if event.is_writable() {
-                            self.flush(key);
-                        }
-                    }
-                }
-            }
-            self.serve_deferred(false);
-            self.hub.timers.poll(self.hub.now, &mut fired);
-            for (timer, event) in fired.drain(..) {
-                self.fire(timer, event);
-            }
-            self.flush_dirty();
-            self.enforce_memory();
-            if self.stop.load(Ordering::Relaxed) && self.shutdown_step() {
-                return Ok(());
+        let mut threads: Vec<JoinHandle<io::Result<()>>> = Vec::new();
+        if let (Some(factory), seeds) = (self.factory.clone(), std::mem::take(&mut self.seeds)) {
+            for (i, seed) in seeds.into_iter().enumerate() {
+                let index = i + 1;
+                let (factory, config, bus, routes) = (
+                    Arc::clone(&factory),
+                    Arc::clone(&self.config),
+                    Arc::clone(&self.bus),
+                    self.routes.clone(),
+                );
+                let thread = std::thread::Builder::new()
+                    .name(format!("gmws-loop-{index}"))
+                    .spawn(move || {
+                        let handler = factory(index);
+                        let seat = Seat {
+                            poll: seed.poll,
+                            listener: None,
+                            inbox: seed.inbox,
+                            index: index as u8,
+                        };
+                        let mut event_loop = Loop::new(config, seat, bus, handler, &routes);
+                        event_loop.run()
+                    })?;
+                threads.push(thread);
             }
         }
-    }
-
-    fn poll_timeout(&self) -> Option<Duration> {
-        if !self.read_again.is_empty()
-            || !self.starved.is_empty()
-            || !self.hub.dirty.is_empty()
-            || !self.hub.dirty_fanout.is_empty()
-        {
-            return Some(Duration::ZERO);
-        }
-        let now = millis(self.start.elapsed());
-        let mut next = self.hub.timers.next_expiration();
-        if self.stopping_since.is_some() {
-            next = Some(next.map_or(now + 50, |n| n.min(now + 50)));
-        }
-        next.map(|at| Duration::from_millis(at.saturating_sub(now)))
-    }
-
-    /// One step of a graceful shutdown; true when the loop may return.
-    fn shutdown_step(&mut self) -> bool {
-        let now = self.hub.now;
-        if self.stopping_since.is_none() {
-            log::info!(
-                "shutting down: closing {} sockets",
-                self.hub.online_sockets()
+        if let Some(acceptor) = self.acceptor.take() {
+            threads.push(
+                std::thread::Builder::new()
+                    .name("gmws-acceptor".to_owned())
+                    .spawn(move || acceptor.run())?,
             );
-            self.stopping_since = Some(now);
-            self.listener = None; // stop accepting: the port is free at once
-            let keys: Vec<usize> = self.hub.conns.iter().map(|(k, _)| k).collect();
-            for key in keys {
-                match self.hub.conns.get(key).map(|c| c.state) {
-                    Some(State::Open) => {
-                        self.hub.begin_close(
-                            key,
-                            CloseCode::GOING_AWAY,
-                            "server shutdown",
-                            CloseReason::Shutdown,
-                        );
-                        self.hub.finish(key);
-                    }
-                    Some(State::Http { .. }) => self.drop_conn(key),
-                    _ => {}
-                }
-            }
-            self.notify_closed();
-            self.flush_dirty();
         }
-        let deadline = self.stopping_since.unwrap_or(now) + millis(self.config.close_timeout);
-        self.hub.conns.is_empty() || now >= deadline
-    }
-
-    /// Serve connections deferred by earlier turns, from `starved` (they got
-    /// nothing) or `read_again` (they got a share and had more), in the order
-    /// they were deferred. Once the turn's fan-out budget is spent, the rest
-    /// keep their place at the head of their list.
-    ///
-    /// A turn serves the starved first, then new events, then the senders
-    /// that already had a share: one that uses whole turns goes behind every
-    /// client that waited or just arrived, so a quiet client's message is
-    /// served in the turn after it arrives.
-    fn serve_deferred(&mut self, starved: bool) {
-        let list = if starved {
-            &mut self.starved
-        } else {
-            &mut self.read_again
-        };
-        let waiting = std::mem::take(list);
-        let mut served = 0;
-        for &key in &waiting {
-            if self.hub.turn_exhausted() {
-                break;
-            }
-            served += 1;
-            if let Some(conn) = self.hub.conns.get_mut(key) {
-                conn.read_again = false;
-                self.ready(key, true);
+        let result = self.main.run();
+        if result.is_err() {
+            // Loop 0 failed: the others must not run on without it.
+            self.shutdown_handle().shutdown();
+        }
+        let mut outcome = result;
+        for thread in threads {
+            let joined = thread
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a loop thread panicked")));
+            if outcome.is_ok() {
+                outcome = joined;
             }
         }
-        let list = if starved {
-            &mut self.starved
-        } else {
-            &mut self.read_again
-        };
-        let deferred_now = std::mem::replace(list, waiting);
-        list.drain(..served);
-        list.extend(deferred_now);
-    }
-
-    /// Queue slot `key`, which got nothing this turn, to go first next turn.
-    fn starve(&mut self, key: usize) {
-        if let Some(conn) = self.hub.conns.get_mut(key) {
-            if !conn.read_again {
-                conn.read_again = true;
-                self.starved.push(key);
-            }
-        }
-    }
-
-    /// Queue slot `key` to be served first next turn.
-    fn defer(&mut self, key: usize) {
-        if let Some(conn) = self.hub.conns.get_mut(key) {
-            if !conn.read_again {
-                conn.read_again = true;
-                self.read_again.push(key);
-            }
-        }
-    }
-
-    /// Close the TCP connection now and forget it.
-    fn drop_conn(&mut self, key: usize) {
-        // on_close first, while the socket's data can still be read.
-        self.hub.leave_open(key, CloseReason::ConnectionLost);
-        self.notify_closed();
-        if self.hub.remove(key).is_some() {
-            self.resume_accept();
-        }
-    }
-
-    /// Run `on_close` for every socket that stopped being online.
-    fn notify_closed(&mut self) {
-        notify_closed(&mut self.hub, &mut self.handler);
+        outcome
     }
 }

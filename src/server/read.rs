@@ -11,8 +11,9 @@ use gmws_protocol::handshake::{
 use gmws_protocol::{CloseCode, HandshakeError};
 
 use super::dispatch::{call_handler, dispatch_frames};
+use super::event_loop::Loop;
 use super::http::{self as serve, HttpOutcome};
-use super::{Server, READ_BUDGET, READ_CHUNK, RESERVE};
+use super::{READ_BUDGET, READ_CHUNK, RESERVE};
 use crate::close::CloseReason;
 use crate::connection::{Action, DeadlineKind, State};
 use crate::handler::Handler;
@@ -28,7 +29,7 @@ const SHORT_READ_ENDS_READINESS: bool = cfg!(any(target_os = "linux", target_os 
 /// requests wait (unparsed, and unread in the kernel) until they are written.
 pub(super) const HTTP_OUTPUT_CAP: usize = 64 * 1024;
 
-impl<H: Handler> Server<H> {
+impl<H: Handler> Loop<H> {
     /// Serve slot `key`'s input: bytes deferred by an earlier turn, then the
     /// socket, until `WouldBlock`, EOF, or a budget.
     ///

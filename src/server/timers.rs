@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use gmws_protocol::{CloseCode, OpCode};
 
-use super::Server;
+use super::event_loop::Loop;
 use crate::close::CloseReason;
 use crate::connection::{DeadlineKind, State};
 use crate::handler::Handler;
@@ -19,7 +19,7 @@ use crate::timer::TimerId;
 /// Heartbeat deadlines are multiples of this (ms), to batch pings per turn.
 const HEARTBEAT_SLOT_MS: u64 = 50;
 
-impl<H: Handler> Server<H> {
+impl<H: Handler> Loop<H> {
     pub(super) fn fire(&mut self, timer: TimerId, event: TimerEvent) {
         match event {
             TimerEvent::AcceptRetry => {

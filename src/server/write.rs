@@ -7,7 +7,7 @@ use std::net::Shutdown;
 use gmws_protocol::CloseCode;
 use mio::{Interest, Token};
 
-use super::Server;
+use super::event_loop::Loop;
 use crate::close::CloseReason;
 use crate::connection::{Action, Dirty, State};
 use crate::handler::Handler;
@@ -18,7 +18,7 @@ use crate::handler::Handler;
 /// and a quiet client's wait for it, near 10 ms.
 const FANOUT_FLUSHES_PER_TURN: usize = 1024;
 
-impl<H: Handler> Server<H> {
+impl<H: Handler> Loop<H> {
     /// Flush what this turn queued: point-to-point output first, then the
     /// sockets that only have fan-out frames.
     pub(super) fn flush_dirty(&mut self) {

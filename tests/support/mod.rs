@@ -304,6 +304,20 @@ where
     }
 }
 
+/// Run an already bound server on its own thread.
+pub fn run<H: Handler + Send + 'static>(mut server: Server<H>) -> TestServer {
+    let addr = server.local_addr();
+    let handle = server.shutdown_handle();
+    let thread = std::thread::spawn(move || {
+        server.run().expect("server loop");
+    });
+    TestServer {
+        addr,
+        handle,
+        thread: Some(thread),
+    }
+}
+
 /// Poll `probe` until it returns `Some`, or panic after PATIENCE with `what`.
 pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();

@@ -283,7 +283,6 @@ fn session(hub: &mut Hub, route: ApiRoute, request: &HttpRequest) -> ApiResult {
     }
     let session = hub
         .get_session(socket)
-        .cloned()
         .unwrap_or_else(|| Value::Object(Map::new()));
     Ok(Response::json(200, &session))
 }

@@ -36,7 +36,7 @@ pub(crate) enum HttpOutcome {
 }
 
 /// A user route: called with the hub and the request, returns the response.
-pub type UserRoute = Box<dyn FnMut(&mut Hub, &HttpRequest) -> Response + Send>;
+pub type UserRoute = super::SharedRoute;
 
 /// What a route does.
 pub(crate) enum Route {

@@ -39,8 +39,32 @@ pub fn demo(hub: &Hub) -> Response {
 }
 
 /// `GET /metrics`: Prometheus text exposition format 0.0.4.
+///
+/// With several loops, counters are the sum of what every loop published
+/// (at most a millisecond old) and each loop's gauges are also given
+/// labelled `loop="N"`.
 pub fn metrics(hub: &Hub) -> Response {
-    let m = hub.metrics();
+    let bus = &hub.bus;
+    let (m, connections, pending, idle, each) = if bus.shared() {
+        let (sum, each) = bus.stats();
+        (
+            sum.metrics,
+            sum.connections,
+            sum.pending_http,
+            sum.idle_http,
+            each,
+        )
+    } else {
+        let c = hub.counts;
+        (
+            hub.metrics().clone(),
+            hub.connections(),
+            c.pending_http,
+            c.idle_http,
+            Vec::new(),
+        )
+    };
+    let m = &m;
     let mut out = String::with_capacity(2048);
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
         let _ = write!(
@@ -52,7 +76,7 @@ pub fn metrics(hub: &Hub) -> Response {
         "connections",
         "gauge",
         "TCP connections held.",
-        hub.connections() as u64,
+        connections as u64,
     );
     metric(
         "online_sockets",
@@ -82,13 +106,13 @@ pub fn metrics(hub: &Hub) -> Response {
         "pending_http_connections",
         "gauge",
         "Connections reading a request head (held against max_pending_handshakes).",
-        hub.counts.pending_http as u64,
+        pending as u64,
     );
     metric(
         "idle_http_connections",
         "gauge",
         "Keep-alive HTTP connections between requests (held against max_idle_http).",
-        hub.counts.idle_http as u64,
+        idle as u64,
     );
     metric(
         "uptime_seconds",
@@ -180,6 +204,27 @@ pub fn metrics(hub: &Hub) -> Response {
         "Handler panics caught.",
         m.handler_panics,
     );
+    metric(
+        "bus_posts_refused_total",
+        "counter",
+        "Posts to a loop refused because its inbox was full (sends, Remote calls).",
+        bus.posts_refused.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    metric("loops", "gauge", "Event loops.", bus.loops() as u64);
+    if !each.is_empty() {
+        out.push_str("# HELP gmws_loop_connections TCP connections held by each loop.\n# TYPE gmws_loop_connections gauge\n");
+        for (i, s) in each.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "gmws_loop_connections{{loop=\"{i}\"}} {}",
+                s.connections
+            );
+        }
+        out.push_str("# HELP gmws_loop_online_sockets Open WebSockets of each loop.\n# TYPE gmws_loop_online_sockets gauge\n");
+        for (i, s) in each.iter().enumerate() {
+            let _ = writeln!(out, "gmws_loop_online_sockets{{loop=\"{i}\"}} {}", s.online);
+        }
+    }
     out.push_str(
         "# HELP gmws_closes_total WebSocket closes by reason.\n# TYPE gmws_closes_total counter\n",
     );

@@ -1,0 +1,243 @@
+//! The [`Remote`]: the hub's sends, joins and closes for threads that are not
+//! an event loop (a database worker, a queue consumer). Work is posted to the
+//! loops that own the sockets through their bounded inboxes and they are
+//! woken; a full inbox is an error returned to the caller (and counted in
+//! `/metrics` as `gmws_bus_posts_refused_total`), never unbounded memory.
+//!
+//! A message is encoded once and the same frame is posted to each loop that
+//! may hold recipients (O(loops) posts, never O(recipients)); each loop finds
+//! its own recipients when it applies the post. Like every send, delivery is
+//! at most once: a socket that closes meanwhile does not get it.
+
+use std::sync::Arc;
+
+use gmws_protocol::encoder::encode_frame;
+use gmws_protocol::OpCode;
+use serde_json::{Map, Value};
+
+use crate::bus::{Bus, Command, PostError, Target};
+use crate::close::CloseCode;
+use crate::config::Config;
+use crate::hub::{Hub, Payload};
+use crate::outqueue::SharedFrame;
+use crate::socket_id::SocketId;
+
+/// Why a [`Remote`] call did not post.
+pub type RemoteError = PostError;
+
+/// A `Send + Sync + Clone` handle to a running server's loops. Take one with
+/// [`crate::Server::remote`] before `run`.
+#[derive(Clone)]
+pub struct Remote {
+    bus: Arc<Bus>,
+    config: Arc<Config>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("loops", &self.bus.loops())
+            .finish()
+    }
+}
+
+impl Remote {
+    pub(crate) fn new(bus: Arc<Bus>, config: Arc<Config>) -> Remote {
+        Remote { bus, config }
+    }
+
+    /// How many loops the server runs.
+    pub fn loops(&self) -> usize {
+        self.bus.loops()
+    }
+
+    fn frame(&self, payload: Payload<'_>) -> (SharedFrame, usize) {
+        let json;
+        let (opcode, bytes) = match payload {
+            Payload::Text(t) => (OpCode::Text, t.as_bytes()),
+            Payload::Binary(b) => (OpCode::Binary, b),
+            Payload::Json(v) => {
+                json = serde_json::to_vec(v).unwrap_or_default();
+                (OpCode::Text, &json[..])
+            }
+        };
+        let mut frame = Vec::with_capacity(bytes.len() + 14);
+        encode_frame(&mut frame, opcode, true, bytes, None);
+        (SharedFrame::new(frame, &self.bus.gauge), bytes.len())
+    }
+
+    /// Post one frame to every loop, each for its own recipients in `target`.
+    fn broadcast(
+        &self,
+        payload: Payload<'_>,
+        target: impl Fn() -> Target,
+    ) -> Result<usize, RemoteError> {
+        let (frame, payload_len) = self.frame(payload);
+        let mut posted = 0;
+        let mut last_error = None;
+        for index in 0..self.bus.loops() {
+            let command = Command::Send {
+                target: target(),
+                frame: frame.clone(),
+                payload_len,
+            };
+            match self.bus.post(index, command) {
+                Ok(()) => posted += 1,
+                Err(e) => last_error = Some(e),
+            }
+        }
+        match (posted, last_error) {
+            (0, Some(e)) => Err(e),
+            _ => Ok(posted),
+        }
+    }
+
+    fn owner(&self, socket: SocketId) -> Result<usize, RemoteError> {
+        let index = usize::from(socket.loop_index());
+        if index < self.bus.loops() {
+            Ok(index)
+        } else {
+            Err(PostError::Stopped)
+        }
+    }
+
+    /// Queue a message to one socket (on its loop's next turn).
+    pub fn send_to_socket<'a>(
+        &self,
+        socket: SocketId,
+        payload: impl Into<Payload<'a>>,
+    ) -> Result<(), RemoteError> {
+        let index = self.owner(socket)?;
+        let (frame, payload_len) = self.frame(payload.into());
+        self.bus.post(
+            index,
+            Command::Send {
+                target: Target::Socket(socket),
+                frame,
+                payload_len,
+            },
+        )
+    }
+
+    /// Queue a message to every socket bound to `client_id`; returns how
+    /// many loops it was posted to.
+    pub fn send_to_client<'a>(
+        &self,
+        client_id: &str,
+        payload: impl Into<Payload<'a>>,
+    ) -> Result<usize, RemoteError> {
+        let client: Arc<str> = Arc::from(client_id);
+        self.broadcast(payload.into(), || Target::Client(Arc::clone(&client)))
+    }
+
+    /// Queue a message to every member of `group` except `exclude`.
+    pub fn send_to_group<'a>(
+        &self,
+        group: &str,
+        payload: impl Into<Payload<'a>>,
+        exclude: &[SocketId],
+    ) -> Result<usize, RemoteError> {
+        let (group, exclude): (Arc<str>, Arc<[SocketId]>) = (Arc::from(group), Arc::from(exclude));
+        self.broadcast(payload.into(), || {
+            Target::Group(Arc::clone(&group), Arc::clone(&exclude))
+        })
+    }
+
+    /// Queue a message to every open socket.
+    pub fn send_to_all<'a>(&self, payload: impl Into<Payload<'a>>) -> Result<usize, RemoteError> {
+        self.broadcast(payload.into(), || Target::All)
+    }
+
+    /// Queue a message to every bound socket.
+    pub fn send_to_all_clients<'a>(
+        &self,
+        payload: impl Into<Payload<'a>>,
+    ) -> Result<usize, RemoteError> {
+        self.broadcast(payload.into(), || Target::AllClients)
+    }
+
+    /// Add `socket` to `group` (applied, and checked, by its loop).
+    pub fn join_group(&self, socket: SocketId, group: &str) -> Result<(), RemoteError> {
+        self.bus
+            .post(self.owner(socket)?, Command::Join(socket, group.to_owned()))
+    }
+
+    /// Remove `socket` from `group`.
+    pub fn leave_group(&self, socket: SocketId, group: &str) -> Result<(), RemoteError> {
+        self.bus.post(
+            self.owner(socket)?,
+            Command::Leave(socket, group.to_owned()),
+        )
+    }
+
+    /// Dissolve `group` on every loop.
+    pub fn ungroup(&self, group: &str) -> Result<(), RemoteError> {
+        let group: Arc<str> = Arc::from(group);
+        for index in 0..self.bus.loops() {
+            self.bus.post(index, Command::Ungroup(Arc::clone(&group)))?;
+        }
+        Ok(())
+    }
+
+    /// Bind `socket` to `client_id`.
+    pub fn bind_client(&self, socket: SocketId, client_id: &str) -> Result<(), RemoteError> {
+        self.bus.post(
+            self.owner(socket)?,
+            Command::Bind(socket, client_id.to_owned()),
+        )
+    }
+
+    /// Close `socket` with `code` and `reason`.
+    pub fn close_socket(
+        &self,
+        socket: SocketId,
+        code: CloseCode,
+        reason: &str,
+    ) -> Result<(), RemoteError> {
+        self.bus.post(
+            self.owner(socket)?,
+            Command::Close(socket, code, reason.to_owned()),
+        )
+    }
+
+    /// Replace `socket`'s session (refused by its loop past `max_session_size`).
+    pub fn set_session(&self, socket: SocketId, session: Value) -> Result<(), RemoteError> {
+        self.bus
+            .post(self.owner(socket)?, Command::SetSession(socket, session))
+    }
+
+    /// Merge `fields` into `socket`'s session.
+    pub fn update_session(
+        &self,
+        socket: SocketId,
+        fields: Map<String, Value>,
+    ) -> Result<(), RemoteError> {
+        self.bus
+            .post(self.owner(socket)?, Command::UpdateSession(socket, fields))
+    }
+
+    /// Run `f` on loop `loop_index` with its hub (for what the calls above do
+    /// not cover, e.g. reading a socket's data where it lives). It must not
+    /// block, as every hook.
+    pub fn run_on(
+        &self,
+        loop_index: usize,
+        f: impl FnOnce(&mut Hub) + Send + 'static,
+    ) -> Result<(), RemoteError> {
+        self.bus.post(loop_index, Command::Run(Box::new(f)))
+    }
+
+    /// Run `f` on the loop that owns `socket`.
+    pub fn run_for(
+        &self,
+        socket: SocketId,
+        f: impl FnOnce(&mut Hub) + Send + 'static,
+    ) -> Result<(), RemoteError> {
+        self.run_on(self.owner(socket)?, f)
+    }
+
+    /// The server's configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+}
