@@ -130,8 +130,10 @@ def main():
     json_envelope_seeds()
 
 
-# The sockets common::populate opens: ids (1 << 32) | slot.
-SOCKET = [str((1 << 32) | slot) for slot in range(7)]
+# The sockets common::populate opens, then the HTTP connection: a
+# bench_support hub is node 0, loop 0, so an id is the hub's connection
+# counter, from 1 (src/socket_id.rs).
+SOCKET = [str(n) for n in range(1, 8)]
 API_KEY = "fuzz-api-key"
 # http_request modes: api_key set (0), api_key + api_trust_loopback (1), no key
 # + api_trust_loopback (2), no key (3); peer 127.0.0.1 (0 << 2), 192.0.2.7

@@ -1,5 +1,5 @@
 //! The gateway's JSON envelope protocol on arbitrary text: `Gateway::on_text`
-//! (the framework's `dispatch_envelope`: bad JSON, `ping`, `bind` through
+//! (`EnvelopeHandler`'s `dispatch_envelope`: bad JSON, `ping`, `bind` through
 //! `on_auth`, then the gateway's `join`, `leave`, `send_to_*`) on a hub with
 //! open sockets (bound, unbound, in groups), every client action allowed.
 //! State carries from one message to the next within an input.

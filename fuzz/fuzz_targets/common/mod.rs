@@ -29,10 +29,11 @@ pub fn stream() -> &'static TcpStream {
         .0
 }
 
-/// Six open sockets, ids `(1 << 32) | slot` for slots 0-5 (4294967296 to
-/// 4294967301; the next connection gets slot 6, 4294967302):
+/// Six open sockets, ids 1 to 6 (a hub of `bench_support` is node 0, loop
+/// 0: an id is the hub's connection counter; the next connection gets 7),
+/// here by index:
 ///
-/// | slot | client id | groups | session |
+/// | index | client id | groups | session |
 /// | --- | --- | --- | --- |
 /// | 0 | `alice` | `room`, `lobby` | `{"name":"alice","n":1}` |
 /// | 1 | `alice` | `room` | |
