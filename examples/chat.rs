@@ -45,7 +45,8 @@ fn main() -> std::io::Result<()> {
         })?;
     }
     config.auth_timeout = Duration::ZERO; // anonymous chatters are welcome
-    let mut server = Server::bind(config, Chat)?;
+                                          // One Chat per event loop (`workers`, default one per CPU).
+    let mut server = Server::bind_with(config, |_| Chat)?;
     server
         .route(Method::Get, "/hello/:name", |hub, req| {
             let name = req.param("name").unwrap_or("stranger");

@@ -7,7 +7,8 @@
 //! fragments) and heartbeats and the auth deadline are
 //! off, so only the RFC 6455 core is exercised.
 //!
-//! Logging: errors only, or the level in `GMWS_LOG_LEVEL`, to stderr.
+//! Logging: errors only, or the level in `GMWS_LOG_LEVEL`, to stderr. One
+//! event loop, or `GMWS_WORKERS` of them.
 
 use std::time::Duration;
 
@@ -62,6 +63,15 @@ fn main() {
     config.max_backpressure = 64 << 20;
     config.ping_interval = Duration::ZERO;
     config.auth_timeout = Duration::ZERO;
+    // One loop unless GMWS_WORKERS says otherwise (0: one per CPU).
+    config.workers = match std::env::var("GMWS_WORKERS").map(|w| w.parse::<usize>()) {
+        Err(_) => 1,
+        Ok(Ok(n)) => n,
+        Ok(Err(e)) => {
+            eprintln!("echo: GMWS_WORKERS: {e}");
+            std::process::exit(2);
+        }
+    };
     let level = match std::env::var("GMWS_LOG_LEVEL") {
         Ok(name) => match name.parse::<LogLevel>() {
             Ok(level) => level,
@@ -79,7 +89,7 @@ fn main() {
     if log::set_logger(&EPRINTLN).is_ok() {
         log::set_max_level(level.filter());
     }
-    let mut server = match Server::bind(config, Echo) {
+    let mut server = match Server::bind_with(config, |_| Echo) {
         Ok(server) => server,
         Err(e) => {
             eprintln!("echo: cannot listen on {listen}: {e}");

@@ -53,5 +53,6 @@ fn main() -> std::io::Result<()> {
     if let Some(addr) = std::env::args().nth(1) {
         config.listen = addr.parse().map_err(std::io::Error::other)?;
     }
-    Server::bind(config, App)?.run()
+    // One App per event loop (`workers`, default one per CPU).
+    Server::bind_with(config, |_| App)?.run()
 }

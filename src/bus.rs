@@ -37,8 +37,9 @@ use crate::metrics::Metrics;
 use crate::outqueue::SharedFrame;
 use crate::socket_id::{IdHash, SocketId};
 
-/// Commands a loop's inbox holds at most.
-pub(crate) const INBOX_CAPACITY: usize = 64 * 1024;
+/// Commands a loop's inbox holds at most (the channel allocates its slots
+/// up front: ~80 bytes each, ~650 KiB a loop).
+pub(crate) const INBOX_CAPACITY: usize = 8 * 1024;
 
 /// Who a posted frame is for, on the loop that receives it.
 #[derive(Debug)]
@@ -179,10 +180,17 @@ impl Bus {
     /// A bus for loops whose wakers are `wakers`; returns it and each loop's
     /// inbox receiver.
     pub fn new(wakers: Vec<Arc<Waker>>) -> (Arc<Bus>, Vec<Receiver<Command>>) {
+        Bus::with_capacity(wakers, INBOX_CAPACITY)
+    }
+
+    fn with_capacity(
+        wakers: Vec<Arc<Waker>>,
+        capacity: usize,
+    ) -> (Arc<Bus>, Vec<Receiver<Command>>) {
         let mut links = Vec::with_capacity(wakers.len());
         let mut receivers = Vec::with_capacity(wakers.len());
         for waker in wakers {
-            let (tx, rx) = std::sync::mpsc::sync_channel(INBOX_CAPACITY);
+            let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
             links.push(LoopLink {
                 inbox: tx,
                 waker,
@@ -211,7 +219,7 @@ impl Bus {
     pub fn detached() -> std::io::Result<Arc<Bus>> {
         let poll = mio::Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), mio::Token(0))?);
-        Ok(Bus::new(vec![waker]).0)
+        Ok(Bus::with_capacity(vec![waker], 1).0)
     }
 
     /// How many loops the process runs.
@@ -491,6 +499,16 @@ fn uncount(counts: &mut HashMap<String, u32>, key: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commands_stay_small() {
+        // The inbox allocates INBOX_CAPACITY of them per loop.
+        assert!(
+            std::mem::size_of::<Command>() <= 96,
+            "{}",
+            std::mem::size_of::<Command>()
+        );
+    }
 
     #[test]
     fn the_view_follows_joins_binds_and_closes_across_loops() {

@@ -339,3 +339,45 @@ fn shutdown_closes_every_loops_sockets_with_1001() {
         }
     }
 }
+
+/// A loop stuck in a handler is not handed new connections: with two loops
+/// and one of them blocked (its handler waits on a gate the test holds),
+/// every new client is served by the other loop.
+#[test]
+fn a_stalled_loop_is_not_handed_new_connections() {
+    use std::sync::mpsc::{sync_channel, Receiver};
+    use std::sync::{Arc, Mutex};
+
+    struct Staller {
+        gate: Arc<Mutex<Receiver<()>>>,
+    }
+    impl Handler for Staller {
+        fn on_connect(&mut self, hub: &mut Hub, socket: SocketId) {
+            let _ = hub.send_text(socket, &format!("id {socket} loop {}", hub.loop_index()));
+        }
+        fn on_text(&mut self, hub: &mut Hub, socket: SocketId, text: &str) {
+            if text == "stall" {
+                let _ = self.gate.lock().unwrap().recv(); // the loop stops here
+            }
+            let _ = hub.send_text(socket, text);
+        }
+    }
+    let (release, gate) = sync_channel::<()>(0);
+    let gate = Arc::new(Mutex::new(gate));
+    let server = support::run(
+        Server::bind_with(workers(2), move |_| Staller {
+            gate: Arc::clone(&gate),
+        })
+        .expect("bind"),
+    );
+    let mut first = Peer::connect(server.addr);
+    first.ws.send(Message::text("stall")).unwrap();
+    // Past STALL_MS the acceptor sees the loop stalled.
+    std::thread::sleep(Duration::from_millis(gmws::STALL_MS + 150));
+    let fresh: Vec<Peer> = (0..6).map(|_| Peer::connect(server.addr)).collect();
+    for p in &fresh {
+        assert_ne!(p.loop_index, first.loop_index, "handed to the stalled loop");
+    }
+    release.send(()).unwrap();
+    assert_eq!(first.recv(), "stall");
+}

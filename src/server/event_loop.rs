@@ -82,6 +82,9 @@ pub(crate) struct Loop<H: Handler> {
     pub(super) stopping_since: Option<u64>,
     /// The bus clock (ms) when stats were last published.
     pub(super) published_at: u64,
+    /// This turn's numbers were not published (one was, this millisecond):
+    /// the next turn comes within a millisecond to publish them.
+    pub(super) publish_pending: bool,
 }
 
 impl<H: Handler> Loop<H> {
@@ -124,6 +127,7 @@ impl<H: Handler> Loop<H> {
             start: Instant::now(),
             stopping_since: None,
             published_at: u64::MAX,
+            publish_pending: false,
         }
     }
 
@@ -148,7 +152,6 @@ impl<H: Handler> Loop<H> {
             self.mark_busy(true);
             self.hub.now = millis(self.start.elapsed());
             self.hub.turn_fanout = 0;
-            self.serve_inbox();
             self.serve_deferred(true);
             for event in events.iter() {
                 match event.token() {
@@ -167,6 +170,7 @@ impl<H: Handler> Loop<H> {
                     }
                 }
             }
+            self.serve_inbox();
             self.serve_deferred(false);
             self.hub.timers.poll(self.hub.now, &mut fired);
             for (timer, event) in fired.drain(..) {
@@ -194,6 +198,9 @@ impl<H: Handler> Loop<H> {
         let mut next = self.hub.timers.next_expiration();
         if self.stopping_since.is_some() {
             next = Some(next.map_or(now + 50, |n| n.min(now + 50)));
+        }
+        if self.publish_pending {
+            next = Some(next.map_or(now + 1, |n| n.min(now + 1)));
         }
         next.map(|at| Duration::from_millis(at.saturating_sub(now)))
     }

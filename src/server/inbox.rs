@@ -101,9 +101,11 @@ impl<H: Handler> Loop<H> {
         let now = bus.now_ms();
         let link = &bus.links[self.hub.loop_index()];
         if now == self.published_at {
+            self.publish_pending = true;
             return;
         }
         self.published_at = now;
+        self.publish_pending = false;
         let counts = self.hub.counts;
         let stats = LoopStats {
             metrics: self.hub.metrics.clone(),
