@@ -210,3 +210,26 @@ fn without_an_id_or_with_an_unusable_one_replies_are_unchanged() {
         json!({"type": "pong", "id": longest})
     );
 }
+
+#[test]
+fn gmws_js_is_served_as_javascript() {
+    let s = gateway(test_config());
+    let r = http_get(s.addr, "/gmws.js");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert!(r.text().contains("export class Gmws"));
+    // The demo page loads it.
+    let page = http_get(s.addr, "/").text();
+    assert!(
+        page.contains("/gmws.js"),
+        "the demo page does not use gmws.js"
+    );
+    // Also without the demo page: the client is for applications' pages too.
+    let mut config = test_config();
+    config.demo_page = false;
+    let s = gateway(config);
+    assert_eq!(http_get(s.addr, "/gmws.js").status, 200);
+}
