@@ -56,6 +56,8 @@ const children = new Set();
 process.on("exit", () => {
   for (const child of children) child.kill("SIGKILL");
 });
+// `timeout` and ^C: end the servers too (through the exit handler).
+for (const signal of ["SIGTERM", "SIGINT"]) process.on(signal, () => process.exit(1));
 
 /** One `gmws serve` process on a fixed port. */
 export class GmwsServer {
