@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (README: "Run the tests").
 #
-#   scripts/test.sh          lint, unit + integration tests, Autobahn, fault suite, fuzz smoke
+#   scripts/test.sh          lint, unit + integration tests, Autobahn, fault suite,
+#                            JavaScript client, fuzz smoke
 #   scripts/test.sh --quick  lint, unit + integration tests only
 #
-# Installs what it needs itself: cargo-fuzz (crates.io) and Autobahn's wstest
-# (scripts/wstest-install.sh: Python 2.7 from pyenv or Debian, packages from PyPI).
+# Installs what it needs itself: cargo-fuzz (crates.io), Autobahn's wstest
+# (scripts/wstest-install.sh: Python 2.7 from pyenv or Debian, packages from PyPI),
+# and for the JavaScript client Debian's chromium and npm packages
+# (scripts/js-test.sh; Node.js 20.10+ must be there).
 # Needs nothing outside this repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +33,9 @@ bash scripts/autobahn.sh
 
 step "fault suite (tests/faults.rs, release build)"
 bash scripts/faults.sh
+
+step "JavaScript client (clients/js) in headless Chromium and Node"
+bash scripts/js-test.sh
 
 step "fuzz smoke (${FUZZ_SECONDS:-30} s per target)"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet

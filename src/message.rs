@@ -14,7 +14,14 @@ pub struct Envelope {
     pub kind: String,
     /// The `data` field (`null` when absent).
     pub data: Value,
+    /// The optional request id (`id`): a JSON number or a string of at most
+    /// [`MAX_REQUEST_ID`] bytes; `None` when absent or of another shape.
+    /// Replies and errors for this request echo it (see [`with_id`]).
+    pub id: Option<Value>,
 }
+
+/// The longest request id string echoed, in bytes; a longer one is ignored.
+pub const MAX_REQUEST_ID: usize = 64;
 
 /// Error codes of the wire contract.
 pub mod codes {
@@ -52,7 +59,8 @@ impl Envelope {
             _ => return Err("missing string field \"type\"".to_owned()),
         };
         let data = map.remove("data").unwrap_or(Value::Null);
-        Ok(Envelope { kind, data })
+        let id = map.remove("id").and_then(request_id);
+        Ok(Envelope { kind, data, id })
     }
 
     /// A string field of `data`.
@@ -73,6 +81,25 @@ pub fn id_value(value: &Value) -> Option<String> {
         Value::Number(n) if n.is_u64() || n.is_i64() => Some(n.to_string()),
         _ => None,
     }
+}
+
+/// A request id as the wire contract accepts it: a number, or a string of at
+/// most [`MAX_REQUEST_ID`] bytes; `None` for anything else.
+pub fn request_id(value: Value) -> Option<Value> {
+    match &value {
+        Value::Number(_) => Some(value),
+        Value::String(s) if s.len() <= MAX_REQUEST_ID => Some(value),
+        _ => None,
+    }
+}
+
+/// `envelope` with the request id added as its `id` field (unchanged when `id`
+/// is `None` or `envelope` is not an object).
+pub fn with_id(mut envelope: Value, id: Option<&Value>) -> Value {
+    if let (Some(id), Value::Object(map)) = (id, &mut envelope) {
+        map.insert("id".to_owned(), id.clone());
+    }
+    envelope
 }
 
 /// An envelope `{"type": kind, "data": data}` (without `data` when it is null).
@@ -108,6 +135,31 @@ mod tests {
         assert!(Envelope::parse("[1,2]").is_err());
         assert!(Envelope::parse(r#"{"data":{}}"#).is_err());
         assert!(Envelope::parse("{not json").is_err());
+    }
+
+    #[test]
+    fn request_ids_are_numbers_or_short_strings() {
+        let id = |text: &str| Envelope::parse(text).unwrap().id;
+        assert_eq!(id(r#"{"type":"ping"}"#), None);
+        assert_eq!(id(r#"{"type":"ping","id":7}"#), Some(json!(7)));
+        assert_eq!(id(r#"{"type":"ping","id":-1.5}"#), Some(json!(-1.5)));
+        assert_eq!(id(r#"{"type":"ping","id":"r-1"}"#), Some(json!("r-1")));
+        let longest = "x".repeat(MAX_REQUEST_ID);
+        let text = format!(r#"{{"type":"ping","id":"{longest}"}}"#);
+        assert_eq!(id(&text), Some(json!(longest)));
+        let text = format!(r#"{{"type":"ping","id":"{longest}x"}}"#);
+        assert_eq!(id(&text), None);
+        for ignored in ["null", "true", "[1]", r#"{"a":1}"#] {
+            assert_eq!(id(&format!(r#"{{"type":"ping","id":{ignored}}}"#)), None);
+        }
+        assert_eq!(
+            with_id(envelope("pong", Value::Null), Some(&json!(3))),
+            json!({"type":"pong","id":3})
+        );
+        assert_eq!(
+            with_id(envelope("pong", Value::Null), None),
+            json!({"type":"pong"})
+        );
     }
 
     #[test]

@@ -8,6 +8,12 @@
 //!
 //! Every type implementing [`EnvelopeHandler`] is a [`Handler`] (a blanket
 //! implementation): pass it to `Server::bind` as it is.
+//!
+//! A request id (`"id"` beside `type`, see [`Envelope::id`]) is echoed in the
+//! `pong` and `bind` replies and in the error envelopes of that request; an
+//! `on_message` that replies should echo it too ([`with_id`],
+//! [`Hub::reply_error_with_id`]). A `bad_json` error carries no id: the
+//! request could not be read.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -18,7 +24,7 @@ use crate::close::CloseReason;
 use crate::handler::Handler;
 use crate::http::{HttpRequest, Response};
 use crate::hub::{Hub, TimerHandle};
-use crate::message::{codes, envelope, id_value, Envelope};
+use crate::message::{codes, envelope, id_value, with_id, Envelope};
 use crate::socket_id::SocketId;
 use crate::upgrade::{Upgrade, UpgradeRequest};
 
@@ -49,13 +55,14 @@ pub trait EnvelopeHandler {
     }
 
     /// An envelope of a type the protocol does not handle itself (not `bind`,
-    /// not `ping`). The default answers `unknown_type`.
+    /// not `ping`). The default answers `unknown_type` (with the request's id).
     fn on_message(&mut self, hub: &mut Hub, socket: SocketId, message: &Envelope) {
-        hub.reply_error(
+        hub.reply_error_with_id(
             socket,
             codes::UNKNOWN_TYPE,
             "unknown message type",
             Some(&message.kind),
+            message.id.as_ref(),
         );
     }
 
@@ -127,21 +134,28 @@ fn dispatch_envelope<H: EnvelopeHandler + ?Sized>(
             return;
         }
     };
+    let id = message.id.as_ref();
     match message.kind.as_str() {
         "ping" => {
-            let _ = hub.send_to_socket(socket, &envelope("pong", Value::Null));
+            let _ = hub.send_to_socket(socket, &with_id(envelope("pong", Value::Null), id));
         }
         "bind" => match handler.on_auth(hub, socket, &message.data) {
             Ok(client_id) => match hub.bind_client(socket, &client_id) {
                 Ok(()) => {
                     let data = json!({ "socket_id": socket.to_string(), "client_id": client_id });
-                    let _ = hub.send_to_socket(socket, &envelope("bind", data));
+                    let _ = hub.send_to_socket(socket, &with_id(envelope("bind", data), id));
                 }
-                Err(e) => hub.reply_error(socket, codes::BAD_REQUEST, &e.to_string(), Some("bind")),
+                Err(e) => hub.reply_error_with_id(
+                    socket,
+                    codes::BAD_REQUEST,
+                    &e.to_string(),
+                    Some("bind"),
+                    id,
+                ),
             },
             Err(why) => {
                 log::debug!("socket {socket}: bind refused: {why}");
-                hub.reply_error(socket, codes::AUTH_FAILED, &why, Some("bind"));
+                hub.reply_error_with_id(socket, codes::AUTH_FAILED, &why, Some("bind"), id);
             }
         },
         _ => handler.on_message(hub, socket, &message),

@@ -15,6 +15,10 @@
 //! allows (JSON numbers may grow when re-serialised) is refused `too_large`.
 //! `send_to_all` from clients is off by default (`allow_send_to_all`).
 //!
+//! A request id (`"id"`, see [`Envelope::id`]) is echoed in the `join` and
+//! `leave` replies and in every error envelope of that request, including those
+//! of `send_to_*` (which have no reply when they succeed).
+//!
 //! Decisions: a sender is among the recipients of its own `send_to_all` and
 //! `send_to_group` (as with the HTTP API, everyone in the audience gets the
 //! message); binary frames are not part of the JSON protocol: by
@@ -30,7 +34,7 @@ pub use envelopes::{default_auth, EnvelopeHandler};
 
 use crate::config::BinaryMessages;
 use crate::hub::{Audience, Hub, HubError};
-use crate::message::{codes, envelope, Envelope};
+use crate::message::{codes, envelope, with_id, Envelope};
 use crate::socket_id::SocketId;
 use gmws_protocol::encoder::frame_len;
 
@@ -70,12 +74,15 @@ impl EnvelopeHandler for Gateway {
     }
 
     fn on_message(&mut self, hub: &mut Hub, socket: SocketId, message: &Envelope) {
+        let id = message.id.as_ref();
         match handle(hub, socket, message) {
             Ok(Some(reply)) => {
-                let _ = hub.send_to_socket(socket, &reply);
+                let _ = hub.send_to_socket(socket, &with_id(reply, id));
             }
             Ok(None) => {}
-            Err((code, text)) => hub.reply_error(socket, code, &text, Some(&message.kind)),
+            Err((code, text)) => {
+                hub.reply_error_with_id(socket, code, &text, Some(&message.kind), id);
+            }
         }
     }
 }

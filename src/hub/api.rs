@@ -540,7 +540,22 @@ impl Hub {
         message: &str,
         request: Option<&str>,
     ) {
-        let _ = self.send_to_socket(socket, &crate::message::error(code, message, request));
+        self.reply_error_with_id(socket, code, message, request, None);
+    }
+
+    /// [`Hub::reply_error`] for a request that carried an id (see
+    /// [`crate::message::Envelope::id`]): the error envelope echoes it as its
+    /// `id` field; `None` gives exactly `reply_error`'s envelope.
+    pub fn reply_error_with_id(
+        &mut self,
+        socket: SocketId,
+        code: &str,
+        message: &str,
+        request: Option<&str>,
+        id: Option<&Value>,
+    ) {
+        let error = crate::message::with_id(crate::message::error(code, message, request), id);
+        let _ = self.send_to_socket(socket, &error);
         let (limit, window) = (
             self.config.invalid_message_limit,
             millis(self.config.invalid_message_window),

@@ -44,6 +44,7 @@ pub(crate) enum Route {
     Status,
     Metrics,
     Demo,
+    GmwsJs,
     Api(ApiRoute),
     User(UserRoute),
 }
@@ -56,6 +57,7 @@ pub(crate) fn builtin_router() -> Router<Route> {
         (Method::Get, "/status", Route::Status),
         (Method::Get, "/metrics", Route::Metrics),
         (Method::Get, "/", Route::Demo),
+        (Method::Get, "/gmws.js", Route::GmwsJs),
         (Method::Post, "/api/send_to_all", Route::Api(A::SendToAll)),
         (
             Method::Post,
@@ -201,6 +203,7 @@ fn run_route(hub: &mut Hub, route: &mut Route, request: &HttpRequest) -> Respons
         Route::Status => routes::status(hub),
         Route::Metrics => routes::metrics(hub),
         Route::Demo => routes::demo(hub),
+        Route::GmwsJs => routes::gmws_js(),
         Route::Api(api_route) => match api::authorize(hub, request) {
             Ok(()) => api::serve(hub, *api_route, request),
             Err(refusal) => refusal,
@@ -263,6 +266,6 @@ mod tests {
 
     #[test]
     fn builtin_patterns_are_all_accepted() {
-        assert_eq!(builtin_router().len(), 14);
+        assert_eq!(builtin_router().len(), 15);
     }
 }

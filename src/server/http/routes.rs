@@ -1,4 +1,4 @@
-//! The built-in routes: health, status, metrics, the demo page.
+//! The built-in routes: health, status, metrics, the demo page, gmws.js.
 
 use std::fmt::Write as _;
 
@@ -10,6 +10,10 @@ use crate::metrics::Metrics;
 
 /// The demo page served at `GET /`.
 pub const DEMO_PAGE: &str = include_str!("demo.html");
+
+/// The JavaScript client (`clients/js/gmws.js`, an ES module) served at
+/// `GET /gmws.js`.
+pub const GMWS_JS: &str = include_str!("../../../clients/js/gmws.js");
 
 /// `GET /healthz`.
 pub fn healthz() -> Response {
@@ -36,6 +40,17 @@ pub fn demo(hub: &Hub) -> Response {
     } else {
         Response::error(404, "not found")
     }
+}
+
+/// `GET /gmws.js`: the JavaScript client, whatever `demo_page` says (the demo
+/// page loads it, and so may an application's own pages).
+pub fn gmws_js() -> Response {
+    Response::with_body(
+        200,
+        "text/javascript; charset=utf-8",
+        GMWS_JS.as_bytes().to_vec(),
+    )
+    .with_header("Cache-Control", "no-cache")
 }
 
 /// `GET /metrics`: Prometheus text exposition format 0.0.4.
