@@ -25,7 +25,8 @@
 # writes them, with the machine description and the raw RESULT lines, to
 # bench-results/matrix-<date>.md.
 #
-# Server "baseline" is another build of examples/echo given as BASELINE_ECHO
+# Server "gmws2" is the same echo example with GMWS_WORKERS=2 (two event
+# loops, not pinned). Server "baseline" is another build of examples/echo given as BASELINE_ECHO
 # (e.g. an earlier commit's), to measure a change before/after in one run:
 #   BASELINE_ECHO=/tmp/old/echo scripts/bench-matrix.sh --servers "gmws baseline"
 #
@@ -78,12 +79,14 @@ LOAD=$TARGET/release/gmws
 declare -A SERVER_BIN=(
     [gmws]=$TARGET/release/examples/echo
     [baseline]=${BASELINE_ECHO:-}
+    [gmws2]=target/release/examples/echo
     [tungstenite]=${CARGO_TARGET_DIR:-benches/peers/target}/release/tungstenite_echo
     [fastwebsockets]=${CARGO_TARGET_DIR:-benches/peers/target}/release/fastwebsockets_echo
 )
 declare -A SERVER_NAME=(
     [gmws]="gmws"
     [baseline]="gmws (baseline)"
+    [gmws2]="gmws, 2 loops"
     [tungstenite]="tokio-tungstenite"
     [fastwebsockets]="fastwebsockets"
 )
@@ -126,7 +129,13 @@ start_server() {
     stop_server
     PORT=$((PORT + 1))
     ADDR=127.0.0.1:$PORT
-    "${PIN_SERVER[@]}" "${SERVER_BIN[$1]}" "$ADDR" >/dev/null 2>&1 &
+    if [ "$1" = gmws2 ]; then
+        # Two loops need two CPUs: not pinned (they share the second with
+        # the load generator).
+        GMWS_WORKERS=2 "${SERVER_BIN[$1]}" "$ADDR" >/dev/null 2>&1 &
+    else
+        "${PIN_SERVER[@]}" "${SERVER_BIN[$1]}" "$ADDR" >/dev/null 2>&1 &
+    fi
     SERVER_PID=$!
     for _ in $(seq 100); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then

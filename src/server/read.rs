@@ -228,6 +228,10 @@ impl<H: Handler> Loop<H> {
                     return;
                 }
                 HttpOutcome::Done { close: false } => {
+                    // A socket the request closed leaves the indexes before
+                    // the next request is answered, however the requests
+                    // were split into reads.
+                    self.notify_closed();
                     let pipelined = self.hub.conns.get(key).is_some_and(|c| !c.input.is_empty());
                     if pipelined {
                         self.hub.arm_deadline(key, DeadlineKind::Handshake);
