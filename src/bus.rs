@@ -160,6 +160,10 @@ pub(crate) struct Totals {
     pub connections: AtomicUsize,
     pub online: AtomicUsize,
     pub pending_http: AtomicUsize,
+    /// Connections the acceptor handed to a loop that has not taken them
+    /// yet: counted as connections reading a head, so the limits hold while
+    /// a hand-off is under way.
+    pub in_flight: AtomicUsize,
 }
 
 /// The process-wide meeting point of the loops. See the module docs.

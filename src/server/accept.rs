@@ -74,10 +74,13 @@ impl<H: Handler> Loop<H> {
     /// `max_connections_per_ip` when it is let in.
     fn refusal(&self, addr: SocketAddr) -> Option<(&'static str, &'static str)> {
         let totals = &self.hub.bus.totals;
-        if totals.connections.load(Ordering::Relaxed) >= self.config.max_connections {
+        // Connections still on their way to another loop count too.
+        let in_flight = totals.in_flight.load(Ordering::Acquire);
+        if totals.connections.load(Ordering::Relaxed) + in_flight >= self.config.max_connections {
             return Some(("503 Service Unavailable", "max_connections"));
         }
-        if totals.pending_http.load(Ordering::Relaxed) >= self.config.max_pending_handshakes {
+        let pending = totals.pending_http.load(Ordering::Relaxed) + in_flight;
+        if pending >= self.config.max_pending_handshakes {
             return Some(("503 Service Unavailable", "max_pending_handshakes"));
         }
         if self.per_ip_exempt.iter().any(|r| r.contains(addr.ip())) {

@@ -108,7 +108,10 @@ impl Acceptor {
             .find(|&i| !stalled(i))
             .unwrap_or(self.next % loops);
         self.next = pick + 1;
+        let in_flight = &self.bus.totals.in_flight;
+        in_flight.fetch_add(1, Ordering::AcqRel);
         if let Err(e) = self.bus.post(pick, Command::Adopt(stream, addr)) {
+            in_flight.fetch_sub(1, Ordering::AcqRel);
             log::warn!("handing a connection from {addr} to loop {pick}: {e}; dropped");
         }
     }

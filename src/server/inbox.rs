@@ -32,7 +32,10 @@ impl<H: Handler> Loop<H> {
 
     fn apply(&mut self, command: Command) {
         match command {
-            Command::Adopt(stream, addr) => self.add_conn(stream, addr),
+            Command::Adopt(stream, addr) => {
+                self.hub.bus.totals.in_flight.fetch_sub(1, Ordering::AcqRel);
+                self.add_conn(stream, addr);
+            }
             Command::Send {
                 target,
                 frame,
