@@ -291,14 +291,24 @@ impl Bus {
 
     /// The statistics every loop published, summed, and each loop's own.
     pub fn stats(&self) -> (LoopStats, Vec<LoopStats>) {
+        self.stats_with(None)
+    }
+
+    /// [`Bus::stats`] with the calling loop's live numbers in place of what
+    /// it last published (so its own part is exact, not up to a turn old).
+    pub fn stats_with(&self, own: Option<(usize, LoopStats)>) -> (LoopStats, Vec<LoopStats>) {
+        let mut own = own;
         let each: Vec<LoopStats> = self
             .links
             .iter()
-            .map(|l| {
-                l.stats
+            .enumerate()
+            .map(|(i, l)| match own.take_if(|(o, _)| *o == i) {
+                Some((_, live)) => live,
+                None => l
+                    .stats
                     .lock()
                     .map(|s| s.clone())
-                    .unwrap_or_else(|p| p.into_inner().clone())
+                    .unwrap_or_else(|p| p.into_inner().clone()),
             })
             .collect();
         let mut sum = LoopStats::default();

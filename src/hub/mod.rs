@@ -278,6 +278,17 @@ impl Hub {
         self.conns.len()
     }
 
+    /// This loop's numbers as they are now (what it publishes on the bus).
+    pub(crate) fn live_stats(&self) -> crate::bus::LoopStats {
+        crate::bus::LoopStats {
+            metrics: self.metrics.clone(),
+            connections: self.conns.len(),
+            online: self.counts.online,
+            pending_http: self.counts.pending_http,
+            idle_http: self.counts.idle_http,
+        }
+    }
+
     /// The peer address of `socket` (while it is connected).
     pub fn peer_addr(&self, socket: SocketId) -> Option<std::net::SocketAddr> {
         self.conn(socket).map(|c| c.peer.addr())

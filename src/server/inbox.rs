@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use super::event_loop::Loop;
-use crate::bus::{Command, LoopStats};
+use crate::bus::Command;
 use crate::handler::Handler;
 
 /// Commands applied per turn at most: a flood of posts cannot hold up the
@@ -109,14 +109,7 @@ impl<H: Handler> Loop<H> {
         }
         self.published_at = now;
         self.publish_pending = false;
-        let counts = self.hub.counts;
-        let stats = LoopStats {
-            metrics: self.hub.metrics.clone(),
-            connections: self.hub.conns.len(),
-            online: counts.online,
-            pending_http: counts.pending_http,
-            idle_http: counts.idle_http,
-        };
+        let stats = self.hub.live_stats();
         match link.stats.lock() {
             Ok(mut slot) => *slot = stats,
             Err(poisoned) => *poisoned.into_inner() = stats,

@@ -55,13 +55,14 @@ pub fn gmws_js() -> Response {
 
 /// `GET /metrics`: Prometheus text exposition format 0.0.4.
 ///
-/// With several loops, counters are the sum of what every loop published
-/// (at most a millisecond old) and each loop's gauges are also given
-/// labelled `loop="N"`.
+/// With several loops, counters are the sum of what every other loop
+/// published (as of its last turn, at most a millisecond later) and this
+/// loop's live numbers; each loop's gauges are also given labelled
+/// `loop="N"`.
 pub fn metrics(hub: &Hub) -> Response {
     let bus = &hub.bus;
     let (m, connections, pending, idle, each) = if bus.shared() {
-        let (sum, each) = bus.stats();
+        let (sum, each) = bus.stats_with(Some((hub.loop_index(), hub.live_stats())));
         (
             sum.metrics,
             sum.connections,
