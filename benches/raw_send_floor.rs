@@ -18,6 +18,12 @@
 //! is `RESULT mode=floor conns=N frame_bytes=F deliveries=D deliveries_per_s=R
 //! sender_cpu_us_per_delivery=C`.
 //!
+//! `--reader-cpu N` runs the reader on CPU N: pin the sender to another CPU
+//! (`taskset -c 0 ... --reader-cpu 1`) to measure it as a pinned server is
+//! measured beside `gmws load` on its own CPU. Where sender and reader share
+//! a CPU, the reader rarely sleeps mid-publication and the sender seldom pays
+//! for waking it, so the floor comes out lower than a server's conditions.
+//!
 //! Plain `cargo bench` (no `-c`) runs a small smoke (500 sockets, 1 s).
 
 use std::io::{ErrorKind, Read, Write};
@@ -126,7 +132,19 @@ fn main() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
     let addr = listener.local_addr().expect("addr");
     let exe = std::env::current_exe().expect("own path");
-    let mut child = Command::new(exe)
+    // `--reader-cpu N`: run the reader on CPU N (through util-linux's
+    // taskset), as `gmws load` runs on its own CPU beside a pinned server;
+    // otherwise it inherits this process's CPUs.
+    let mut child = match args.iter().position(|a| a == "--reader-cpu") {
+        Some(i) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", args.get(i + 1).map_or("1", String::as_str)])
+                .arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let mut child = child
         .args([
             "--reader",
             &addr.to_string(),

@@ -2,7 +2,8 @@
 # Fan-out against physics, in one run (issue 10, point 9):
 #
 # 1. the floor: benches/raw_send_floor.rs, one plain send() of one frame to
-#    each of SUBSCRIBERS loopback sockets, no framework;
+#    each of SUBSCRIBERS loopback sockets, no framework (sender on CPU 0, its
+#    reader on CPU 1);
 # 2. gmws with one loop: `gmws serve --workers 1` (pinned to CPU 0), SUBSCRIBERS
 #    sockets in one group (`gmws load broadcast`, pinned to CPU 1), messages
 #    published through POST /api/send_to_group;
@@ -30,7 +31,7 @@ floor=$(ls -t "$target"/release/deps/raw_send_floor-* | grep -v '\.d$' | head -1
 field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
 
 echo "== floor: $SUBSCRIBERS sockets, $FRAME_PAYLOAD-byte payloads"
-floor_line=$(taskset -c 0 "$floor" -c "$SUBSCRIBERS" -s "$FRAME_PAYLOAD" -d "$DURATION" -w 1 | grep '^RESULT')
+floor_line=$(taskset -c 0 "$floor" -c "$SUBSCRIBERS" -s "$FRAME_PAYLOAD" -d "$DURATION" -w 1 --reader-cpu 1 | grep '^RESULT')
 echo "$floor_line"
 
 server=

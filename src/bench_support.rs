@@ -53,8 +53,10 @@ pub fn add_sockets(hub: &mut Hub, stream: &TcpStream, n: usize) -> io::Result<Ve
         let clone = stream.try_clone()?;
         clone.set_nonblocking(true)?;
         let decoder = Decoder::new(Role::Server, limits);
-        let key = hub
-            .insert(|id| Connection::new(mio::net::TcpStream::from_std(clone), id, peer, decoder));
+        let key = hub.insert(
+            |id| Connection::new(mio::net::TcpStream::from_std(clone), id, peer, decoder),
+            false,
+        );
         hub.enter_open(key);
         ids.push(hub.conns[key].id);
     }
@@ -158,8 +160,10 @@ pub fn open_http(hub: &mut Hub, stream: &TcpStream, peer: SocketAddr) -> io::Res
     let clone = stream.try_clone()?;
     clone.set_nonblocking(true)?;
     let decoder = Decoder::new(Role::Server, hub.config().frame_limits());
-    let key =
-        hub.insert(|id| Connection::new(mio::net::TcpStream::from_std(clone), id, peer, decoder));
+    let key = hub.insert(
+        |id| Connection::new(mio::net::TcpStream::from_std(clone), id, peer, decoder),
+        false,
+    );
     hub.arm_deadline(key, DeadlineKind::Handshake);
     Ok(HttpConn(hub.conns[key].id))
 }

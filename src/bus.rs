@@ -58,8 +58,11 @@ pub(crate) enum Target {
 
 /// Work posted to a loop.
 pub(crate) enum Command {
-    /// A connection the acceptor handed over.
+    /// A connection the acceptor admitted and handed over (counted in the
+    /// totals already; its address canonical).
     Adopt(mio::net::TcpStream, SocketAddr),
+    /// A connection the acceptor refused: answer it and count it.
+    Refuse(mio::net::TcpStream, SocketAddr, crate::server::Refusal),
     /// Queue an encoded frame to the loop's recipients in `target`.
     Send {
         /// Who gets it.
@@ -93,6 +96,7 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Command::Adopt(_, addr) => write!(f, "Adopt({addr})"),
+            Command::Refuse(_, addr, why) => write!(f, "Refuse({addr}, {why:?})"),
             Command::Send { target, .. } => write!(f, "Send({target:?})"),
             Command::Join(id, g) => write!(f, "Join({id}, {g:?})"),
             Command::Leave(id, g) => write!(f, "Leave({id}, {g:?})"),
@@ -159,11 +163,25 @@ pub(crate) struct LoopLink {
 pub(crate) struct Totals {
     pub connections: AtomicUsize,
     pub online: AtomicUsize,
+    /// Connections reading a request head. The acceptor counts a connection
+    /// here (and in `connections`) when it hands it to a loop, before the
+    /// loop has it, so the limits hold while a hand-off is under way and a
+    /// connection is never counted twice or not at all.
     pub pending_http: AtomicUsize,
-    /// Connections the acceptor handed to a loop that has not taken them
-    /// yet: counted as connections reading a head, so the limits hold while
-    /// a hand-off is under way.
-    pub in_flight: AtomicUsize,
+}
+
+impl Totals {
+    /// Count a connection on its way to a loop (see `pending_http`).
+    pub fn reserve(&self) {
+        self.connections.fetch_add(1, Ordering::AcqRel);
+        self.pending_http.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Undo `reserve` for a connection that never became a loop's.
+    pub fn release(&self) {
+        self.connections.fetch_sub(1, Ordering::AcqRel);
+        self.pending_http.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The process-wide meeting point of the loops. See the module docs.
@@ -181,6 +199,18 @@ pub(crate) struct Bus {
 }
 
 impl Bus {
+    /// A connection from `ip` is gone: one less against
+    /// `max_connections_per_ip` (exempt peers were never counted).
+    pub(crate) fn release_ip(&self, ip: IpAddr) {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&ip);
+            }
+        }
+    }
+
     /// A bus for loops whose wakers are `wakers`; returns it and each loop's
     /// inbox receiver.
     pub fn new(wakers: Vec<Arc<Waker>>) -> (Arc<Bus>, Vec<Receiver<Command>>) {

@@ -10,7 +10,10 @@
 //!   broadcast of 100 KB to 1,000 sockets holds 100 KB, not 100 MB.
 //!
 //! Point-to-point traffic takes a fast path: the queue is then one buffer
-//! with a written prefix, written with one `write`. An idle socket holds no
+//! with a written prefix, written with one `write`. So does the usual fan-out
+//! delivery, a shared frame queued on an empty queue: it is held in the
+//! queue itself (no chunk list) and written with one `write` (`send`, not
+//! `writev`). An idle socket holds no
 //! buffer: emptied buffers and chunk lists go back to a [`Pool`] and are
 //! lent to the next socket that sends, so a steady stream of messages
 //! allocates nothing.
@@ -179,15 +182,21 @@ impl Pool {
 
 /// A socket's write queue. See the module docs.
 ///
-/// The queue is `more`'s chunks, then `tail`. Point-to-point traffic (replies,
-/// pongs, HTTP responses) only ever uses `tail`, a plain buffer with a written
-/// prefix: no chunk list, no extra allocation. Fan-out frames go to `more`.
+/// The queue is `first`, then `more`'s chunks, then `tail`. Point-to-point
+/// traffic (replies, pongs, HTTP responses) only ever uses `tail`, a plain
+/// buffer with a written prefix: no chunk list, no extra allocation. A fan-out
+/// frame queued on an empty queue is held in `first`; other fan-out frames
+/// go to `more`.
 #[derive(Debug, Default)]
 pub struct OutQueue {
+    /// A shared frame that was queued on an empty queue (a fan-out delivery
+    /// to an idle socket, the common case): before everything else.
+    first: Option<SharedFrame>,
     /// The last owned chunk, where small sends are appended; the whole
     /// queue while `more` is `None`.
     tail: Vec<u8>,
-    /// Bytes of the front chunk already written (of `tail` if `more` is `None`).
+    /// Bytes of the front chunk already written: of `first` if it is set,
+    /// else of `more`'s front chunk, else of `tail`.
     head: usize,
     /// Chunks before `tail`.
     more: Option<Box<More>>,
@@ -201,7 +210,10 @@ impl OutQueue {
 
     /// Unwritten bytes.
     pub fn len(&self) -> usize {
-        self.more.as_ref().map_or(0, |m| m.bytes) + self.tail.len() - self.head
+        self.first.as_ref().map_or(0, SharedFrame::len)
+            + self.more.as_ref().map_or(0, |m| m.bytes)
+            + self.tail.len()
+            - self.head
     }
 
     /// Whether nothing is waiting.
@@ -216,7 +228,7 @@ impl OutQueue {
 
     /// Whether the queue holds any allocation (for tests of idle memory).
     pub fn is_allocated(&self) -> bool {
-        self.tail.capacity() > 0 || self.more.is_some()
+        self.tail.capacity() > 0 || self.more.is_some() || self.first.is_some()
     }
 
     /// Append `bytes` (whole frames, or a whole HTTP response), copied into
@@ -270,7 +282,22 @@ impl OutQueue {
 
     /// Append a shared frame (no copy).
     pub fn push_shared(&mut self, frame: SharedFrame, pool: &mut Pool) {
+        self.push_shared_from(frame, 0, pool);
+    }
+
+    /// Append a shared frame of which the first `written` bytes already went
+    /// out (a direct write; only then, to an empty queue, may `written` be
+    /// more than 0).
+    pub fn push_shared_from(&mut self, frame: SharedFrame, written: usize, pool: &mut Pool) {
         if frame.is_empty() {
+            return;
+        }
+        debug_assert!(written == 0 || self.is_empty());
+        debug_assert!(written < frame.len());
+        if self.first.is_none() && self.more.is_none() && self.tail.is_empty() {
+            // An empty queue (an empty tail has no written prefix).
+            self.head = written;
+            self.first = Some(frame);
             return;
         }
         if !self.tail.is_empty() {
@@ -286,6 +313,21 @@ impl OutQueue {
     /// close frame. Returns the bytes dropped.
     pub fn drop_unstarted(&mut self, pool: &mut Pool) -> usize {
         let before = self.len();
+        if self.first.is_some() {
+            // `first` is the front: it stays if it started, and all after it goes.
+            if self.head == 0 {
+                self.first = None;
+            }
+            if let Some(more) = self.more.take() {
+                pool.recycle_list(more);
+            }
+            self.tail.clear();
+            let dropped = before - self.len();
+            if self.is_empty() {
+                self.clear(pool);
+            }
+            return dropped;
+        }
         match self.more.as_deref_mut() {
             None if self.head > 0 => {} // the tail is the partly written chunk
             None => self.tail.clear(),
@@ -331,20 +373,28 @@ impl OutQueue {
                 self.clear(pool);
                 return Ok(total);
             }
-            let (offered, result) = match self.more.as_deref() {
-                // The common case (replies, a burst of small messages): one buffer.
+            // The common cases: one buffer (replies, a burst of small
+            // messages) or one shared frame (a fan-out delivery).
+            let single = match (&self.first, &self.more) {
+                (None, None) => Some(&self.tail[self.head..]),
+                (Some(first), None) if self.tail.is_empty() => Some(&first.bytes()[self.head..]),
+                _ => None,
+            };
+            let (offered, result) = match single {
+                Some(bytes) => (bytes.len(), writer.write(bytes)),
                 None => {
-                    let bytes = &self.tail[self.head..];
-                    (bytes.len(), writer.write(bytes))
-                }
-                Some(more) => {
                     let mut slices = [IoSlice::new(&[]); MAX_IOV];
                     let mut count = 0;
                     let mut offered = 0;
-                    let pieces = more
-                        .chunks
+                    let pieces = self
+                        .first
                         .iter()
-                        .map(Chunk::bytes)
+                        .map(SharedFrame::bytes)
+                        .chain(
+                            self.more
+                                .iter()
+                                .flat_map(|m| m.chunks.iter().map(Chunk::bytes)),
+                        )
                         .chain(std::iter::once(&self.tail[..]).filter(|t| !t.is_empty()));
                     for (slot, bytes) in slices.iter_mut().zip(pieces) {
                         let bytes = if count == 0 {
@@ -378,6 +428,16 @@ impl OutQueue {
 
     /// Forget the first `n` unwritten bytes (they were written).
     fn consume(&mut self, mut n: usize, pool: &mut Pool) {
+        if let Some(first) = &self.first {
+            let left = first.len() - self.head;
+            if n < left {
+                self.head += n;
+                return;
+            }
+            n -= left;
+            self.head = 0;
+            self.first = None;
+        }
         if let Some(more) = self.more.as_deref_mut() {
             while n > 0 {
                 let Some(front) = more.chunks.front() else {
@@ -408,6 +468,7 @@ impl OutQueue {
 
     /// Drop everything queued and give the buffers back to `pool`.
     pub fn clear(&mut self, pool: &mut Pool) {
+        self.first = None;
         if let Some(more) = self.more.take() {
             pool.recycle_list(more);
         }
@@ -426,15 +487,20 @@ mod tests {
         taken: Vec<u8>,
         room: usize,
         writes: usize,
+        /// Of `writes`, those that were vectored.
+        vectored: usize,
     }
 
     impl Write for Kernel {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.write_vectored(&[IoSlice::new(buf)])
+            let result = self.write_vectored(&[IoSlice::new(buf)]);
+            self.vectored -= 1;
+            result
         }
 
         fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
             self.writes += 1;
+            self.vectored += 1;
             if self.room == 0 {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
@@ -618,6 +684,59 @@ mod tests {
             assert_eq!(k.taken, expected);
             assert!(!q.is_allocated());
         }
+        assert_eq!(gauge.total(), 0);
+    }
+
+    #[test]
+    fn a_shared_frame_on_an_empty_queue_is_one_plain_write() {
+        let gauge = Gauge::new();
+        let mut pool = Pool::new();
+        let mut q = OutQueue::new();
+        q.push_shared(SharedFrame::new(b"FRAME".to_vec(), &gauge), &mut pool);
+        assert!(q.more.is_none(), "no chunk list for a lone shared frame");
+        assert_eq!(q.owned_capacity(), 0);
+        let mut k = Kernel {
+            room: 2,
+            ..Kernel::default()
+        };
+        assert_eq!(q.write_to(&mut k, &mut pool).unwrap(), 2);
+        q.push_bytes(b"+tail", &mut pool);
+        k.room = 100;
+        q.write_to(&mut k, &mut pool).unwrap();
+        assert_eq!(k.taken, b"FRAME+tail");
+        assert_eq!(
+            (k.writes, k.vectored),
+            (2, 1),
+            "plain, then frame and tail in one writev"
+        );
+        assert!(!q.is_allocated());
+    }
+
+    #[test]
+    fn a_started_first_frame_stays_and_the_rest_is_dropped() {
+        let gauge = Gauge::new();
+        let mut pool = Pool::new();
+        let mut q = OutQueue::new();
+        q.push_shared(SharedFrame::new(vec![1; 10], &gauge), &mut pool);
+        q.push_shared(SharedFrame::new(vec![2; 10], &gauge), &mut pool);
+        q.push_bytes(&[3; 10], &mut pool);
+        let mut k = Kernel {
+            room: 4,
+            ..Kernel::default()
+        };
+        q.write_to(&mut k, &mut pool).unwrap();
+        assert_eq!(q.drop_unstarted(&mut pool), 20);
+        assert_eq!(gauge.total(), 10, "the started frame is still held");
+        q.push_bytes(b"CLOSE", &mut pool);
+        k.room = 100;
+        q.write_to(&mut k, &mut pool).unwrap();
+        assert_eq!(&k.taken[..10], &[1; 10][..]);
+        assert_eq!(&k.taken[10..], b"CLOSE");
+        assert_eq!(gauge.total(), 0);
+        // Not started: it goes too.
+        q.push_shared(SharedFrame::new(vec![4; 10], &gauge), &mut pool);
+        assert_eq!(q.drop_unstarted(&mut pool), 10);
+        assert!(!q.is_allocated());
         assert_eq!(gauge.total(), 0);
     }
 

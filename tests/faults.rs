@@ -1623,11 +1623,18 @@ fn case07_connection_storm() {
     let refused_after = t.elapsed();
     assert!(refused.starts_with("HTTP/1.1 503 "), "{refused}");
     assert!(refused_after < Duration::from_secs(1), "{refused_after:?}");
-    assert_eq!(
-        server.fds(),
-        fds_before + CAP,
-        "kept a connection past max_pending_handshakes"
-    );
+    // The refused descriptor is closed just after the client reads the
+    // server's FIN: allow that moment, not a kept connection.
+    poll_until(Duration::from_secs(1), || {
+        (server.fds() == fds_before + CAP).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "kept a connection past max_pending_handshakes: {} descriptors, expected {}",
+            server.fds(),
+            fds_before + CAP
+        )
+    });
     let mut stallers = stallers.into_iter();
     drop(stallers.next());
     let let_in = Instant::now();

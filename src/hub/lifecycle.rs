@@ -198,19 +198,7 @@ impl Hub {
         conn.output.clear(&mut self.pool);
         self.gauge.apply(&mut conn.accounted, 0);
         self.bus.totals.connections.fetch_sub(1, Ordering::Relaxed);
-        self.release_ip(conn.peer.ip());
+        self.bus.release_ip(conn.peer.ip());
         Some(conn)
-    }
-
-    /// A connection from `ip` is gone: one less against
-    /// `max_connections_per_ip` (exempt peers were never counted).
-    pub(crate) fn release_ip(&self, ip: std::net::IpAddr) {
-        let mut per_ip = self.bus.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = per_ip.get_mut(&ip) {
-            *n -= 1;
-            if *n == 0 {
-                per_ip.remove(&ip);
-            }
-        }
     }
 }

@@ -138,7 +138,11 @@ impl Hub {
         self.queued(key)
     }
 
-    /// Queue a shared frame (of a `payload_len`-byte message) on slot `key`.
+    /// Deliver a shared frame (of a `payload_len`-byte message) to slot
+    /// `key`: sent at once when nothing waits for it (its queue is empty and
+    /// no socket waits for a fan-out flush from an earlier turn, which then
+    /// goes first) and the turn has fan-out writes left; queued otherwise,
+    /// and for what the kernel did not take.
     pub(crate) fn queue_shared(
         &mut self,
         key: usize,
@@ -148,9 +152,20 @@ impl Hub {
         let Some(conn) = self.conns.get_mut(key) else {
             return false;
         };
-        conn.output.push_shared(frame.clone(), &mut self.pool);
         self.metrics.messages_out += 1;
         self.metrics.bytes_out += payload_len as u64;
+        let mut written = 0;
+        if self.fanout_writes_left > 0 && self.dirty_fanout.is_empty() && conn.output.is_empty() {
+            self.fanout_writes_left -= 1;
+            // An error is left to the flush, which meets it again and drops
+            // the connection.
+            written = conn.stream.write(frame.bytes()).unwrap_or(0);
+            if written == frame.len() {
+                return true;
+            }
+        }
+        conn.output
+            .push_shared_from(frame.clone(), written, &mut self.pool);
         if conn.dirty == Dirty::Clean {
             conn.dirty = Dirty::Fanout;
             self.dirty_fanout.push(key);

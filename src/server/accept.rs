@@ -6,13 +6,13 @@
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use gmws_protocol::decoder::{Decoder, Role};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 
+use super::admission::{Admission, Refusal};
 use super::event_loop::Loop;
 use super::WAKER;
 use crate::connection::{Connection, DeadlineKind, State};
@@ -69,60 +69,50 @@ impl<H: Handler> Loop<H> {
         }
     }
 
-    /// Why a new connection from `addr` must be refused, if it must (the
-    /// limits hold for the whole process). Counts `addr` against
-    /// `max_connections_per_ip` when it is let in.
-    fn refusal(&self, addr: SocketAddr) -> Option<(&'static str, &'static str)> {
-        let totals = &self.hub.bus.totals;
-        // Connections still on their way to another loop count too.
-        let in_flight = totals.in_flight.load(Ordering::Acquire);
-        if totals.connections.load(Ordering::Relaxed) + in_flight >= self.config.max_connections {
-            return Some(("503 Service Unavailable", "max_connections"));
-        }
-        let pending = totals.pending_http.load(Ordering::Relaxed) + in_flight;
-        if pending >= self.config.max_pending_handshakes {
-            return Some(("503 Service Unavailable", "max_pending_handshakes"));
-        }
-        if self.per_ip_exempt.iter().any(|r| r.contains(addr.ip())) {
-            return None;
-        }
-        let limit = self.config.max_connections_per_ip;
-        let mut per_ip = self
-            .hub
-            .bus
-            .per_ip
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let count = per_ip.entry(addr.ip()).or_insert(0);
-        if limit > 0 && *count as usize >= limit {
-            return Some(("429 Too Many Requests", "max_connections_per_ip"));
-        }
-        *count += 1;
-        None
-    }
-
-    pub(super) fn add_conn(&mut self, mut stream: TcpStream, addr: SocketAddr) {
-        self.hub.metrics.connections_accepted += 1;
+    /// A connection this loop accepted itself (one loop: no acceptor).
+    fn add_conn(&mut self, stream: TcpStream, addr: SocketAddr) {
         // IPv4 peers on a dual-stack listener arrive IPv4-mapped: count them
         // (and exempt them) as the IPv4 addresses they are.
         let addr = SocketAddr::new(canonical_ip(addr.ip()), addr.port());
-        if let Some((status, limit)) = self.refusal(addr) {
-            self.hub.metrics.connections_refused += 1;
-            crate::log::peer_log!("{limit} reached: refusing a connection from {addr} ({status})");
-            // Take what the client sent already, so that closing with unread
-            // input does not turn into a reset that eats the answer.
-            let mut sink = [0u8; 4096];
-            let _ = stream.read(&mut sink);
-            let response =
-                format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            let _ = stream.write(response.as_bytes());
-            let _ = stream.shutdown(std::net::Shutdown::Write);
-            return;
+        match self.admission.admit(&self.hub.bus, addr) {
+            Ok(()) => self.hold(stream, addr),
+            Err(why) => self.refuse_at_accept(stream, addr, why),
         }
+    }
+
+    /// Answer a refused connection at once (never left waiting in the
+    /// kernel's backlog), then close it.
+    pub(super) fn refuse_at_accept(
+        &mut self,
+        mut stream: TcpStream,
+        addr: SocketAddr,
+        why: Refusal,
+    ) {
+        self.hub.metrics.connections_accepted += 1;
+        self.hub.metrics.connections_refused += 1;
+        let status = why.status();
+        crate::log::peer_log!(
+            "{} reached: refusing a connection from {addr} ({status})",
+            why.limit()
+        );
+        // Take what the client sent already, so that closing with unread
+        // input does not turn into a reset that eats the answer.
+        let mut sink = [0u8; 4096];
+        let _ = stream.read(&mut sink);
+        let response =
+            format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let _ = stream.write(response.as_bytes());
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+    }
+
+    /// Hold an admitted connection (counted in the totals already): it
+    /// reads its request head next.
+    pub(super) fn hold(&mut self, mut stream: TcpStream, addr: SocketAddr) {
+        self.hub.metrics.connections_accepted += 1;
         let _ = stream.set_nodelay(true);
         let key = self.hub.conns.vacant_key();
         if key >= WAKER.0 || u32::try_from(key).is_err() {
-            self.hub.release_ip(addr.ip());
+            Admission::release(&self.hub.bus, addr);
             return;
         }
         if let Err(e) = self
@@ -131,13 +121,13 @@ impl<H: Handler> Loop<H> {
             .register(&mut stream, Token(key), Interest::READABLE)
         {
             log::warn!("register: {e}");
-            self.hub.release_ip(addr.ip());
+            Admission::release(&self.hub.bus, addr);
             return;
         }
         let decoder = Decoder::new(Role::Server, self.limits);
         let key = self
             .hub
-            .insert(|id| Connection::new(stream, id, addr, decoder));
+            .insert(|id| Connection::new(stream, id, addr, decoder), true);
         self.hub.arm_deadline(key, DeadlineKind::Handshake);
     }
 

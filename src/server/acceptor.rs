@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Waker};
 
+use super::accept::canonical_ip;
+use super::admission::Admission;
 use super::{LISTENER, STALL_MS, WAKER};
 use crate::bus::{Bus, Command};
 
@@ -22,13 +24,18 @@ pub(super) struct Acceptor {
     listener: TcpListener,
     waker: Arc<Waker>,
     bus: Arc<Bus>,
+    admission: Admission,
     /// The loop to try first for the next connection.
     next: usize,
     last_exhaustion_log: Option<Instant>,
 }
 
 impl Acceptor {
-    pub(super) fn new(mut listener: TcpListener, bus: Arc<Bus>) -> io::Result<Acceptor> {
+    pub(super) fn new(
+        mut listener: TcpListener,
+        bus: Arc<Bus>,
+        admission: Admission,
+    ) -> io::Result<Acceptor> {
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -38,6 +45,7 @@ impl Acceptor {
             listener,
             waker,
             bus,
+            admission,
             next: 0,
             last_exhaustion_log: None,
         })
@@ -94,8 +102,9 @@ impl Acceptor {
         }
     }
 
-    /// Hand a connection to the next loop in turn that is not stalled (if
-    /// every loop is, to the next in turn anyway).
+    /// Admit a connection (see [`Admission`]) and hand it to the next loop
+    /// in turn that is not stalled (if every loop is, to the next in turn
+    /// anyway); a refused one goes to that loop too, to be answered there.
     fn hand(&mut self, stream: mio::net::TcpStream, addr: std::net::SocketAddr) {
         let loops = self.bus.loops();
         let now = self.bus.now_ms();
@@ -108,10 +117,18 @@ impl Acceptor {
             .find(|&i| !stalled(i))
             .unwrap_or(self.next % loops);
         self.next = pick + 1;
-        let in_flight = &self.bus.totals.in_flight;
-        in_flight.fetch_add(1, Ordering::AcqRel);
-        if let Err(e) = self.bus.post(pick, Command::Adopt(stream, addr)) {
-            in_flight.fetch_sub(1, Ordering::AcqRel);
+        // IPv4 peers on a dual-stack listener arrive IPv4-mapped: count them
+        // (and exempt them) as the IPv4 addresses they are.
+        let addr = std::net::SocketAddr::new(canonical_ip(addr.ip()), addr.port());
+        let admitted = self.admission.admit(&self.bus, addr);
+        let command = match admitted {
+            Ok(()) => Command::Adopt(stream, addr),
+            Err(why) => Command::Refuse(stream, addr, why),
+        };
+        if let Err(e) = self.bus.post(pick, command) {
+            if admitted.is_ok() {
+                Admission::release(&self.bus, addr);
+            }
             log::warn!("handing a connection from {addr} to loop {pick}: {e}; dropped");
         }
     }

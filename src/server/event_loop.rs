@@ -31,12 +31,13 @@ use gmws_protocol::{CloseCode, Limits};
 use mio::net::TcpListener;
 use mio::{Events, Poll, Token};
 
+use super::admission::Admission;
 use super::dispatch::notify_closed;
 use super::http::{self, Route};
 use super::{UserRouteSpec, LISTENER, READ_CHUNK, RESERVE, WAKER};
 use crate::bus::{Bus, Command};
 use crate::close::CloseReason;
-use crate::config::{Config, IpRange};
+use crate::config::Config;
 use crate::connection::State;
 use crate::handler::Handler;
 use crate::http::router::{RouteError, Router};
@@ -66,8 +67,9 @@ pub(crate) struct Loop<H: Handler> {
     pub(super) limits: Limits,
     pub(super) head_limits: HeadLimits,
     pub(super) policy: UpgradePolicy,
-    /// Peers not held to `max_connections_per_ip`.
-    pub(super) per_ip_exempt: Vec<IpRange>,
+    /// The process-wide connection limits (checked here only when this
+    /// loop accepts its own connections: one loop, no acceptor).
+    pub(super) admission: Admission,
     pub(super) read_buf: Vec<u8>,
     /// Connections to serve first next turn (read or fan-out budget spent, or
     /// a paused HTTP connection whose responses went out).
@@ -117,7 +119,7 @@ impl<H: Handler> Loop<H> {
             limits: config.frame_limits(),
             head_limits: config.head_limits(),
             policy: config.upgrade_policy(),
-            per_ip_exempt: config.per_ip_exempt_ranges(),
+            admission: Admission::new(&config),
             config: Config::clone(&config),
             read_buf: vec![0; RESERVE + READ_CHUNK],
             read_again: Vec::new(),
@@ -152,6 +154,7 @@ impl<H: Handler> Loop<H> {
             self.mark_busy(true);
             self.hub.now = millis(self.start.elapsed());
             self.hub.turn_fanout = 0;
+            self.hub.fanout_writes_left = crate::hub::FANOUT_WRITES_PER_TURN;
             self.serve_deferred(true);
             for event in events.iter() {
                 match event.token() {

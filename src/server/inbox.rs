@@ -32,10 +32,8 @@ impl<H: Handler> Loop<H> {
 
     fn apply(&mut self, command: Command) {
         match command {
-            Command::Adopt(stream, addr) => {
-                self.hub.bus.totals.in_flight.fetch_sub(1, Ordering::AcqRel);
-                self.add_conn(stream, addr);
-            }
+            Command::Adopt(stream, addr) => self.hold(stream, addr),
+            Command::Refuse(stream, addr, why) => self.refuse_at_accept(stream, addr, why),
             Command::Send {
                 target,
                 frame,

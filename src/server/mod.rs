@@ -32,8 +32,11 @@ use crate::http::{HttpRequest, Response};
 use crate::hub::Hub;
 use crate::remote::Remote;
 
+pub(crate) use admission::Refusal;
+
 mod accept;
 mod acceptor;
+mod admission;
 mod dispatch;
 mod event_loop;
 pub(crate) mod http;
@@ -176,8 +179,12 @@ impl<H: Handler + 'static> Server<H> {
                 .map_err(BindError::io(BindStep::Register))?;
             (Some(listener), None, None)
         } else {
-            let acceptor = acceptor::Acceptor::new(listener, Arc::clone(&bus))
-                .map_err(BindError::io(BindStep::Register))?;
+            let acceptor = acceptor::Acceptor::new(
+                listener,
+                Arc::clone(&bus),
+                admission::Admission::new(&config),
+            )
+            .map_err(BindError::io(BindStep::Register))?;
             let waker = acceptor.waker();
             (None, Some(acceptor), Some(waker))
         };

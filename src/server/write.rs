@@ -12,21 +12,19 @@ use crate::close::CloseReason;
 use crate::connection::{Action, Dirty, State};
 use crate::handler::Handler;
 
-/// Sockets with only fan-out frames written per turn at most; the rest are
-/// written first next turn (and meanwhile gather more frames into the same
-/// write). One write costs ~9 µs on loopback here: 1,024 of them keep a turn,
-/// and a quiet client's wait for it, near 10 ms.
-const FANOUT_FLUSHES_PER_TURN: usize = 1024;
-
 impl<H: Handler> Loop<H> {
     /// Flush what this turn queued: point-to-point output first, then the
-    /// sockets that only have fan-out frames.
+    /// sockets that only have fan-out frames, as many as the turn's fan-out
+    /// writes allow (`FANOUT_WRITES_PER_TURN`, less the direct writes the
+    /// fan-outs made); the rest are written first next turn (and meanwhile
+    /// gather more frames into the same write).
     pub(super) fn flush_dirty(&mut self) {
         for key in std::mem::take(&mut self.hub.dirty) {
             self.flush(key);
         }
         let mut fanout = std::mem::take(&mut self.hub.dirty_fanout);
-        let now = fanout.len().min(FANOUT_FLUSHES_PER_TURN);
+        let now = fanout.len().min(self.hub.fanout_writes_left);
+        self.hub.fanout_writes_left -= now;
         for key in fanout.drain(..now) {
             if self
                 .hub
