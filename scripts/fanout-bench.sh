@@ -12,13 +12,17 @@
 #
 # Each reports deliveries/s and the sender's (server's) CPU time per delivery.
 # The floor's frame is sized like gmws's delivered envelope (FRAME_PAYLOAD).
+# ROUNDS runs of the three, interleaved (the VM's speed drifts between runs);
+# the table shows each column's median, the raw lines are printed as they come.
 #
-#   scripts/fanout-bench.sh     # about a minute; SUBSCRIBERS (10000), DURATION (5)
+#   scripts/fanout-bench.sh     # about a minute a round; SUBSCRIBERS (10000),
+#                               # DURATION (5), ROUNDS (1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUBSCRIBERS=${SUBSCRIBERS:-10000}
 DURATION=${DURATION:-5}
 SIZE=${SIZE:-64}
+ROUNDS=${ROUNDS:-1}
 # `{"type":"message","data":{"from":"server","to":{"group":"load"},"message":"<SIZE>"}}`
 FRAME_PAYLOAD=${FRAME_PAYLOAD:-$((SIZE + 78))}
 PORT=${PORT:-19870}
@@ -29,10 +33,6 @@ cargo build --release --bench raw_send_floor --quiet
 gmws=$target/release/gmws
 floor=$(ls -t "$target"/release/deps/raw_send_floor-* | grep -v '\.d$' | head -1)
 field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
-
-echo "== floor: $SUBSCRIBERS sockets, $FRAME_PAYLOAD-byte payloads"
-floor_line=$(taskset -c 0 "$floor" -c "$SUBSCRIBERS" -s "$FRAME_PAYLOAD" -d "$DURATION" -w 1 --reader-cpu 1 | grep '^RESULT')
-echo "$floor_line"
 
 server=
 trap 'kill $server 2>/dev/null || true' EXIT
@@ -49,19 +49,31 @@ run() { # run WORKERS PIN...
     -w 1 -d "$DURATION" --pid "$server" --api-key "$API_KEY" | grep '^RESULT'
   kill "$server"; wait "$server" 2>/dev/null || true
 }
-echo "== gmws, 1 loop (server on CPU 0, load on CPU 1)"
-one=$(run 1 taskset -c 0)
-echo "$one"
-echo "== gmws, 2 loops (server on CPUs 0-1, load on CPU 1)"
-two=$(run 2 env)
-echo "$two"
-
-f=$(field "$floor_line" sender_cpu_us_per_delivery)
-g1=$(field "$one" server_cpu_us_per_delivery)
-g2=$(field "$two" server_cpu_us_per_delivery)
+median() { sort -g | awk '{v[NR]=$1} END{print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
+floor_rate=() floor_cpu=() one_rate=() one_cpu=() two_rate=() two_cpu=()
+for round in $(seq "$ROUNDS"); do
+  echo "== round $round of $ROUNDS"
+  echo "== floor: $SUBSCRIBERS sockets, $FRAME_PAYLOAD-byte payloads"
+  line=$(taskset -c 0 "$floor" -c "$SUBSCRIBERS" -s "$FRAME_PAYLOAD" -d "$DURATION" -w 1 --reader-cpu 1 | grep '^RESULT')
+  echo "$line"
+  floor_rate+=("$(field "$line" deliveries_per_s)") floor_cpu+=("$(field "$line" sender_cpu_us_per_delivery)")
+  echo "== gmws, 1 loop (server on CPU 0, load on CPU 1)"
+  line=$(run 1 taskset -c 0)
+  echo "$line"
+  one_rate+=("$(field "$line" deliveries_per_s)") one_cpu+=("$(field "$line" server_cpu_us_per_delivery)")
+  echo "== gmws, 2 loops (server on CPUs 0-1, load on CPU 1)"
+  line=$(run 2 env)
+  echo "$line"
+  two_rate+=("$(field "$line" deliveries_per_s)") two_cpu+=("$(field "$line" server_cpu_us_per_delivery)")
+done
+med() { printf '%s\n' "$@" | median; }
+f=$(med "${floor_cpu[@]}") g1=$(med "${one_cpu[@]}") g2=$(med "${two_cpu[@]}")
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
 echo
-echo "| sender | deliveries/s | CPU µs per delivery | vs floor |"
-echo "|---|---:|---:|---:|"
-printf '| raw send() floor | %s | %s | 1.00 |\n' "$(field "$floor_line" deliveries_per_s)" "$f"
-printf '| gmws, 1 loop | %s | %s | %s |\n' "$(field "$one" deliveries_per_s)" "$g1" "$(awk -v a="$g1" -v b="$f" 'BEGIN{printf "%.2f", a/b}')"
-printf '| gmws, 2 loops | %s | %s | %s |\n' "$(field "$two" deliveries_per_s)" "$g2" "$(awk -v a="$g2" -v b="$f" 'BEGIN{printf "%.2f", a/b}')"
+echo "Medians of $ROUNDS round(s):"
+echo
+echo "| sender | deliveries/s | CPU µs per delivery | vs floor | vs 1 loop |"
+echo "|---|---:|---:|---:|---:|"
+printf '| raw send() floor | %.0f | %s | 1.00 | |\n' "$(med "${floor_rate[@]}")" "$f"
+printf '| gmws, 1 loop | %.0f | %s | %s | 1.00 |\n' "$(med "${one_rate[@]}")" "$g1" "$(ratio "$g1" "$f")"
+printf '| gmws, 2 loops | %.0f | %s | %s | %s |\n' "$(med "${two_rate[@]}")" "$g2" "$(ratio "$g2" "$f")" "$(ratio "$g2" "$g1")"
