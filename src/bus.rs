@@ -361,6 +361,45 @@ pub(crate) struct SocketView {
     pub session: Option<Value>,
 }
 
+/// The view of an idle socket (no client id, group or session).
+static NO_VIEW: SocketView = SocketView {
+    client: None,
+    groups: Vec::new(),
+    session: None,
+};
+
+/// A socket's entry in the view: nothing allocated until it has a client
+/// id, a group or a session (so an idle socket costs the view one 16-byte
+/// map slot); reads see [`SocketView`] either way.
+#[derive(Debug, Default)]
+pub(crate) struct SocketSlot(Option<Box<SocketView>>);
+
+impl std::ops::Deref for SocketSlot {
+    type Target = SocketView;
+
+    fn deref(&self) -> &SocketView {
+        self.0.as_deref().unwrap_or(&NO_VIEW)
+    }
+}
+
+impl SocketSlot {
+    /// The view, to change it (allocated on first use).
+    fn make_mut(&mut self) -> &mut SocketView {
+        self.0.get_or_insert_with(Box::default)
+    }
+
+    /// Free the view again once it holds nothing.
+    fn tidy(&mut self) {
+        if self
+            .0
+            .as_ref()
+            .is_some_and(|v| v.client.is_none() && v.groups.is_empty() && v.session.is_none())
+        {
+            self.0 = None;
+        }
+    }
+}
+
 /// A group across the process.
 #[derive(Debug, Default)]
 pub(crate) struct GroupView {
@@ -375,7 +414,7 @@ pub(crate) struct GroupView {
 /// is written by the loop that owns the socket, when it applies the change.
 #[derive(Debug, Default)]
 pub(crate) struct View {
-    pub sockets: HashMap<SocketId, SocketView, IdHash>,
+    pub sockets: HashMap<SocketId, SocketSlot, IdHash>,
     pub clients: HashMap<String, Vec<SocketId>>,
     pub groups: HashMap<String, GroupView>,
 }
@@ -383,7 +422,7 @@ pub(crate) struct View {
 impl View {
     /// A socket opened.
     pub fn open(&mut self, id: SocketId) {
-        self.sockets.insert(id, SocketView::default());
+        self.sockets.insert(id, SocketSlot::default());
     }
 
     /// A socket closed: out of every index.
@@ -401,11 +440,13 @@ impl View {
 
     /// A socket was bound to `client` (or unbound, with `None`).
     pub fn bind(&mut self, id: SocketId, client: Option<&str>) {
-        let Some(socket) = self.sockets.get_mut(&id) else {
+        let Some(slot) = self.sockets.get_mut(&id) else {
             return;
         };
+        let socket = slot.make_mut();
         let old = std::mem::replace(&mut socket.client, client.map(str::to_owned));
         let groups = socket.groups.clone();
+        slot.tidy();
         if let Some(old) = &old {
             self.remove_client(old, id);
             for g in &groups {
@@ -426,12 +467,13 @@ impl View {
 
     /// A socket joined `group`.
     pub fn join(&mut self, id: SocketId, group: &str, loops: usize) {
-        let Some(socket) = self.sockets.get_mut(&id) else {
+        let Some(slot) = self.sockets.get_mut(&id) else {
             return;
         };
-        if socket.groups.iter().any(|g| g == group) {
+        if slot.groups.iter().any(|g| g == group) {
             return;
         }
+        let socket = slot.make_mut();
         socket.groups.push(group.to_owned());
         let client = socket.client.clone();
         let entry = self.groups.entry(group.to_owned()).or_default();
@@ -450,21 +492,24 @@ impl View {
 
     /// A socket left `group`.
     pub fn leave(&mut self, id: SocketId, group: &str) {
-        let Some(socket) = self.sockets.get_mut(&id) else {
+        let Some(slot) = self.sockets.get_mut(&id) else {
             return;
         };
-        let Some(at) = socket.groups.iter().position(|g| g == group) else {
+        let Some(at) = slot.groups.iter().position(|g| g == group) else {
             return;
         };
+        let socket = slot.make_mut();
         socket.groups.swap_remove(at);
         let client = socket.client.clone();
+        slot.tidy();
         self.remove_member(group, id, client.as_deref());
     }
 
     /// A socket's session changed.
     pub fn session(&mut self, id: SocketId, session: Option<Value>) {
-        if let Some(socket) = self.sockets.get_mut(&id) {
-            socket.session = session;
+        if let Some(slot) = self.sockets.get_mut(&id) {
+            slot.make_mut().session = session;
+            slot.tidy();
         }
     }
 
@@ -552,6 +597,24 @@ mod tests {
             "{}",
             std::mem::size_of::<Command>()
         );
+    }
+
+    #[test]
+    fn an_idle_socket_costs_the_view_no_allocation() {
+        let mut v = View::default();
+        let a = SocketId::new(0, 1, 7);
+        v.open(a);
+        assert!(v.sockets[&a].0.is_none());
+        v.bind(a, Some("alice"));
+        v.join(a, "room", 2);
+        assert_eq!(v.sockets[&a].client.as_deref(), Some("alice"));
+        v.session(a, Some(Value::Bool(true)));
+        v.leave(a, "room");
+        v.session(a, None);
+        assert!(v.sockets[&a].0.is_some(), "still bound");
+        v.bind(a, None);
+        assert!(v.sockets[&a].0.is_none(), "nothing left: freed");
+        assert!(v.sockets[&a].groups.is_empty());
     }
 
     #[test]

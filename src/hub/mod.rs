@@ -28,10 +28,12 @@ mod lifecycle;
 mod payload;
 mod queue;
 mod send;
+mod user_timers;
 
-pub use api::{HubError, TimerHandle};
+pub use api::HubError;
 pub use payload::Payload;
 pub use send::{Audience, SendError};
+pub use user_timers::TimerHandle;
 
 use crate::bus::Bus;
 use crate::close::CloseReason;
@@ -143,7 +145,7 @@ pub struct Hub {
     pub(crate) inbox_pending: bool,
     clients: clients::Clients,
     groups: groups::Groups,
-    user_timers: HashMap<TimerHandle, api::UserTimer>,
+    user_timers: HashMap<TimerHandle, user_timers::UserTimer>,
     next_timer: u64,
     /// Reused buffer for encoding a frame once before fan-out.
     frame_scratch: Vec<u8>,
