@@ -57,6 +57,7 @@ pub mod message;
 pub mod metrics;
 pub mod outqueue;
 pub mod remote;
+pub mod scheduler;
 mod server;
 mod socket_app;
 pub mod socket_id;

@@ -1,0 +1,398 @@
+//! One job: its trigger, options and counters, and how its runs are found.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use super::MAX_MISSED_WALK;
+
+/// When a job runs.
+#[derive(Clone, Debug)]
+pub enum Trigger {
+    /// Once, at this wall-clock time.
+    Date(DateTime<Utc>),
+    /// Every so long (at least a millisecond), from the job's `start` or
+    /// else one interval after it was added.
+    Interval(Duration),
+    /// A crontab expression (see the module docs), in the job's time zone.
+    Cron(Box<CronTrigger>),
+}
+
+/// A parsed cron expression and its text.
+#[derive(Clone, Debug)]
+pub struct CronTrigger {
+    expression: String,
+    cron: croner::Cron,
+}
+
+impl Trigger {
+    /// A cron trigger; an error says what is wrong with `expression` and
+    /// where.
+    pub fn cron(expression: &str) -> Result<Trigger, ScheduleError> {
+        let cron = croner::Cron::from_str(expression).map_err(|e| ScheduleError::BadCron {
+            expression: expression.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(Trigger::Cron(Box::new(CronTrigger {
+            expression: expression.to_owned(),
+            cron,
+        })))
+    }
+
+    /// An interval trigger; at least a millisecond.
+    pub fn every(every: Duration) -> Result<Trigger, ScheduleError> {
+        if every < Duration::from_millis(1) {
+            return Err(ScheduleError::BadInterval);
+        }
+        Ok(Trigger::Interval(every))
+    }
+
+    /// A one-shot trigger at `at`.
+    pub fn at(at: DateTime<Utc>) -> Trigger {
+        Trigger::Date(at)
+    }
+
+    /// How `/api/jobs` shows it: `cron: */2 * * * * *`, `interval: 30s`,
+    /// `date: 2027-01-01T00:00:00Z`.
+    pub fn describe(&self) -> String {
+        match self {
+            Trigger::Date(at) => format!("date: {}", at.to_rfc3339()),
+            Trigger::Interval(d) => format!("interval: {}", humantime(*d)),
+            Trigger::Cron(c) => format!("cron: {}", c.expression),
+        }
+    }
+}
+
+fn humantime(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// How a job runs.
+#[derive(Clone, Debug)]
+pub struct JobOptions {
+    /// The zone its cron expression is read in (default UTC).
+    pub timezone: Tz,
+    /// Each run is delayed by a random time up to this (default none).
+    pub jitter: Duration,
+    /// A run found due later than this after its time is skipped and
+    /// counted as a misfire (default 1 s).
+    pub misfire_grace: Duration,
+    /// Several missed runs become one (default true).
+    pub coalesce: bool,
+    /// No run before this.
+    pub start: Option<DateTime<Utc>>,
+    /// No run after this.
+    pub end: Option<DateTime<Utc>>,
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        JobOptions {
+            timezone: Tz::UTC,
+            jitter: Duration::ZERO,
+            misfire_grace: Duration::from_secs(1),
+            coalesce: true,
+            start: None,
+            end: None,
+        }
+    }
+}
+
+/// Why a scheduler call was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ScheduleError {
+    /// The cron expression does not parse: croner's reason.
+    BadCron {
+        /// The expression as given.
+        expression: String,
+        /// What is wrong, and where.
+        reason: String,
+    },
+    /// The time zone is not an IANA name this build knows.
+    UnknownTimezone(String),
+    /// An interval under a millisecond.
+    BadInterval,
+    /// A job needs a name.
+    EmptyName,
+    /// A job of that name exists.
+    DuplicateName(String),
+    /// No job of that name.
+    NoSuchJob(String),
+    /// `end` is before `start`.
+    EndBeforeStart,
+}
+
+impl std::fmt::Display for ScheduleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScheduleError::BadCron { expression, reason } => {
+                write!(f, "bad cron expression {expression:?}: {reason}")
+            }
+            ScheduleError::UnknownTimezone(tz) => write!(f, "unknown time zone {tz:?}"),
+            ScheduleError::BadInterval => f.write_str("an interval must be at least 1 ms"),
+            ScheduleError::EmptyName => f.write_str("a job needs a name"),
+            ScheduleError::DuplicateName(n) => write!(f, "a job named {n:?} exists"),
+            ScheduleError::NoSuchJob(n) => write!(f, "no job named {n:?}"),
+            ScheduleError::EndBeforeStart => f.write_str("end is before start"),
+        }
+    }
+}
+
+impl std::error::Error for ScheduleError {}
+
+/// Parse an IANA time zone name (`Europe/Berlin`, `UTC`).
+pub fn parse_timezone(name: &str) -> Result<Tz, ScheduleError> {
+    Tz::from_str(name).map_err(|_| ScheduleError::UnknownTimezone(name.to_owned()))
+}
+
+/// A run to make now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fire {
+    /// The job's name.
+    pub name: String,
+    /// The occurrence it stands for (the time of a run made on request).
+    pub scheduled: DateTime<Utc>,
+}
+
+/// A job's state, as `/api/jobs` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct JobStatus {
+    /// Its name.
+    pub name: String,
+    /// Its trigger ([`Trigger::describe`]).
+    pub trigger: String,
+    /// Its time zone.
+    pub timezone: String,
+    /// Its next run (jitter included), if any, in UTC.
+    pub next_run: Option<DateTime<Utc>>,
+    /// The same in its time zone (RFC 3339 with offset).
+    pub next_run_local: Option<String>,
+    /// Its last run.
+    pub last_run: Option<DateTime<Utc>>,
+    /// Runs made.
+    pub runs: u64,
+    /// Runs skipped for being later than the grace time.
+    pub misfires: u64,
+    /// Whether it is paused.
+    pub paused: bool,
+}
+
+#[derive(Debug)]
+pub(super) struct Job {
+    pub name: String,
+    trigger: Trigger,
+    options: JobOptions,
+    /// When it was added (the anchor of an interval without `start`).
+    added: DateTime<Utc>,
+    pub paused: bool,
+    /// The next occurrence (without jitter).
+    pub next: Option<DateTime<Utc>>,
+    /// When it is due: `next` plus its jitter.
+    pub fire_at: Option<DateTime<Utc>>,
+    pub last_run: Option<DateTime<Utc>>,
+    pub runs: u64,
+    pub misfires: u64,
+}
+
+impl Job {
+    pub fn new(name: &str, trigger: Trigger, options: JobOptions, now: DateTime<Utc>) -> Job {
+        Job {
+            name: name.to_owned(),
+            trigger,
+            options,
+            added: now,
+            paused: false,
+            next: None,
+            fire_at: None,
+            last_run: None,
+            runs: 0,
+            misfires: 0,
+        }
+    }
+
+    /// The first run: a date as given (if past, it is found late and
+    /// misfires), an interval at its start or one interval from now, a cron
+    /// expression at its first occurrence from now on.
+    pub fn schedule_first(&mut self, now: DateTime<Utc>, random: f64) {
+        let first = match &self.trigger {
+            Trigger::Date(at) => Some(*at),
+            _ => self.occurrence_from(now, true),
+        };
+        self.set_next(first.filter(|t| self.within_end(*t)), random);
+    }
+
+    /// The next run: the first occurrence strictly after `after`.
+    pub fn schedule_after(&mut self, after: DateTime<Utc>, random: f64) {
+        let next = self.occurrence_after(after);
+        self.set_next(next, random);
+    }
+
+    fn set_next(&mut self, next: Option<DateTime<Utc>>, random: f64) {
+        self.next = next;
+        self.fire_at = next.map(|t| t + scale(self.options.jitter, random));
+    }
+
+    /// The first occurrence strictly after `t`.
+    pub fn occurrence_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match &self.trigger {
+            Trigger::Date(_) => None,
+            _ => self
+                .occurrence_from(t, false)
+                .filter(|next| self.within_end(*next)),
+        }
+    }
+
+    /// The first occurrence at or after `t` (`inclusive`) or after it, from
+    /// `start` on.
+    fn occurrence_from(&self, t: DateTime<Utc>, inclusive: bool) -> Option<DateTime<Utc>> {
+        let (t, inclusive) = match self.options.start {
+            Some(start) if start > t => (start, true),
+            _ => (t, inclusive),
+        };
+        let next = match &self.trigger {
+            Trigger::Date(at) => (*at > t || (inclusive && *at == t)).then_some(*at),
+            Trigger::Interval(every) => {
+                let every = TimeDelta::from_std(*every).ok()?;
+                let anchor = self.options.start.unwrap_or(self.added + every);
+                if t < anchor || (inclusive && t == anchor) {
+                    Some(anchor)
+                } else {
+                    let step = every.num_milliseconds().max(1);
+                    let passed = (t - anchor).num_milliseconds();
+                    let mut k = passed / step;
+                    if !(inclusive && passed % step == 0) {
+                        k += 1;
+                    }
+                    anchor.checked_add_signed(TimeDelta::milliseconds(step.checked_mul(k)?))
+                }
+            }
+            Trigger::Cron(c) => {
+                let local = t.with_timezone(&self.options.timezone);
+                c.cron
+                    .find_next_occurrence(&local, inclusive)
+                    .ok()
+                    .map(|d| d.with_timezone(&Utc))
+            }
+        };
+        next.filter(|n| self.within_end(*n))
+    }
+
+    fn within_end(&self, t: DateTime<Utc>) -> bool {
+        self.options.end.is_none_or(|end| t <= end)
+    }
+
+    /// Handle this job's runs due at `now` (see the module docs).
+    pub fn take_due(&mut self, now: DateTime<Utc>, random: f64, fires: &mut Vec<Fire>) {
+        let Some(first) = self.next else {
+            return;
+        };
+        let grace = TimeDelta::from_std(self.options.misfire_grace).unwrap_or(TimeDelta::MAX);
+        let jitter = self.fire_at.map_or(TimeDelta::zero(), |f| f - first);
+        // The occurrences due by now, oldest first (bounded).
+        let mut due = vec![first];
+        let mut last = first;
+        while due.len() < MAX_MISSED_WALK {
+            match self.occurrence_after(last) {
+                Some(t) if t <= now => {
+                    due.push(t);
+                    last = t;
+                }
+                _ => break,
+            }
+        }
+        if due.len() == MAX_MISSED_WALK {
+            // A long backlog: skip to the present in one step.
+            if let Some(t) = self.occurrence_before_or_at(now) {
+                last = t;
+                if due.last() != Some(&t) {
+                    due.push(t);
+                }
+            }
+        }
+        let on_time = |t: &DateTime<Utc>, jitter: TimeDelta| now - (*t + jitter) <= grace;
+        if self.options.coalesce {
+            let latest = due[due.len() - 1];
+            let jitter = if due.len() == 1 {
+                jitter
+            } else {
+                TimeDelta::zero()
+            };
+            if on_time(&latest, jitter) {
+                self.ran(now, latest, fires);
+            } else {
+                self.misfires += 1;
+            }
+        } else {
+            for (i, t) in due.iter().enumerate() {
+                let jitter = if i == 0 { jitter } else { TimeDelta::zero() };
+                if on_time(t, jitter) {
+                    self.ran(now, *t, fires);
+                } else {
+                    self.misfires += 1;
+                }
+            }
+        }
+        self.schedule_after(last, random);
+    }
+
+    fn ran(&mut self, now: DateTime<Utc>, scheduled: DateTime<Utc>, fires: &mut Vec<Fire>) {
+        self.runs += 1;
+        self.last_run = Some(now);
+        fires.push(Fire {
+            name: self.name.clone(),
+            scheduled,
+        });
+    }
+
+    /// The latest occurrence at or before `t` (for skipping a long backlog).
+    fn occurrence_before_or_at(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match &self.trigger {
+            Trigger::Date(at) => (*at <= t).then_some(*at),
+            Trigger::Interval(every) => {
+                let every = TimeDelta::from_std(*every).ok()?;
+                let anchor = self.options.start.unwrap_or(self.added + every);
+                if t < anchor {
+                    return None;
+                }
+                let step = every.num_milliseconds().max(1);
+                let k = (t - anchor).num_milliseconds() / step;
+                anchor.checked_add_signed(TimeDelta::milliseconds(step.checked_mul(k)?))
+            }
+            Trigger::Cron(c) => c
+                .cron
+                .find_previous_occurrence(&t.with_timezone(&self.options.timezone), true)
+                .ok()
+                .map(|d| d.with_timezone(&Utc)),
+        }
+    }
+
+    pub fn status(&self) -> JobStatus {
+        JobStatus {
+            name: self.name.clone(),
+            trigger: self.trigger.describe(),
+            timezone: self.options.timezone.name().to_owned(),
+            next_run: if self.paused { None } else { self.fire_at },
+            next_run_local: (!self.paused)
+                .then_some(self.fire_at)
+                .flatten()
+                .map(|t| t.with_timezone(&self.options.timezone).to_rfc3339()),
+            last_run: self.last_run,
+            runs: self.runs,
+            misfires: self.misfires,
+            paused: self.paused,
+        }
+    }
+}
+
+/// `d` times `random` (in [0, 1)) as a chrono delta.
+fn scale(d: Duration, random: f64) -> TimeDelta {
+    TimeDelta::from_std(d.mul_f64(random.clamp(0.0, 1.0))).unwrap_or(TimeDelta::zero())
+}
