@@ -63,6 +63,9 @@ pub(crate) enum Command {
     Adopt(mio::net::TcpStream, SocketAddr),
     /// A connection the acceptor refused: answer it and count it.
     Refuse(mio::net::TcpStream, SocketAddr, crate::server::Refusal),
+    /// Pause, resume or run one of the loop's jobs (from `/api/jobs` on
+    /// another loop).
+    Job(Box<str>, crate::hub::JobAction),
     /// Queue an encoded frame to the loop's recipients in `target`.
     Send {
         /// Who gets it.
@@ -97,6 +100,7 @@ impl std::fmt::Debug for Command {
         match self {
             Command::Adopt(_, addr) => write!(f, "Adopt({addr})"),
             Command::Refuse(_, addr, why) => write!(f, "Refuse({addr}, {why:?})"),
+            Command::Job(name, action) => write!(f, "Job({name}, {action:?})"),
             Command::Send { target, .. } => write!(f, "Send({target:?})"),
             Command::Join(id, g) => write!(f, "Join({id}, {g:?})"),
             Command::Leave(id, g) => write!(f, "Leave({id}, {g:?})"),
@@ -190,6 +194,9 @@ pub(crate) struct Bus {
     pub view: RwLock<View>,
     pub totals: Totals,
     pub per_ip: Mutex<HashMap<IpAddr, u32>>,
+    /// Every loop's scheduled jobs as last published by their loop (for
+    /// `/api/jobs` on any loop): name → (loop, state).
+    pub jobs: Mutex<std::collections::BTreeMap<String, (usize, crate::scheduler::JobStatus)>>,
     pub gauge: Gauge,
     /// Posts refused because an inbox was full.
     pub posts_refused: AtomicU64,
@@ -199,6 +206,17 @@ pub(crate) struct Bus {
 }
 
 impl Bus {
+    /// The published jobs (a poisoned lock is taken over: the map is
+    /// replaced whole by each loop's next publication).
+    pub(crate) fn jobs_lock(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::BTreeMap<String, (usize, crate::scheduler::JobStatus)>,
+    > {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// A connection from `ip` is gone: one less against
     /// `max_connections_per_ip` (exempt peers were never counted).
     pub(crate) fn release_ip(&self, ip: IpAddr) {
@@ -239,6 +257,7 @@ impl Bus {
             view: RwLock::new(View::default()),
             totals: Totals::default(),
             per_ip: Mutex::new(HashMap::new()),
+            jobs: Mutex::new(std::collections::BTreeMap::new()),
             gauge: Gauge::new(),
             posts_refused: AtomicU64::new(0),
             stop: AtomicBool::new(false),

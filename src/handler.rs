@@ -16,6 +16,7 @@
 use crate::close::CloseReason;
 use crate::http::{HttpRequest, Response};
 use crate::hub::{Hub, TimerHandle};
+use crate::scheduler::Fire;
 use crate::socket_id::SocketId;
 use crate::upgrade::{Upgrade, UpgradeRequest};
 
@@ -55,6 +56,12 @@ pub trait Handler {
     /// A timer from [`Hub::add_timer`] fired (`socket`: the socket it is tied to).
     fn on_timer(&mut self, hub: &mut Hub, timer: TimerHandle, socket: Option<SocketId>) {
         let _ = (hub, timer, socket);
+    }
+
+    /// A run of a scheduled job of this loop ([`Hub::add_job`], or the
+    /// binary's `[[jobs]]`) is due. Like every hook it must not block.
+    fn on_job(&mut self, hub: &mut Hub, job: &Fire) {
+        let _ = (hub, job);
     }
 
     /// A plain HTTP request that no route matched. Return a response to serve

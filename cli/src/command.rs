@@ -28,6 +28,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use gmws::scheduler::{JobSpec, JobSpecError};
 use gmws::{Config, ConfigError};
 
 use crate::help::{defaults, env_of, flag_of, usage, ENV_PREFIX};
@@ -41,8 +42,9 @@ const CONFIG_ENV: &str = "GMWS_CONFIG";
 #[derive(Debug)]
 pub(crate) enum Command {
     /// Run the gateway with this configuration (already validated; its
-    /// `Debug` hides the secrets).
-    Serve(Config),
+    /// `Debug` hides the secrets) and the config file's `[[jobs]]` (each
+    /// checked).
+    Serve(Config, Vec<JobSpec>),
     /// Run the load generator: the raw arguments after `load`, parsed there.
     Load(Vec<String>),
     /// Print this text (the usage) and exit successfully.
@@ -131,6 +133,13 @@ pub(crate) enum CliError {
     Table(String),
     /// Every value read, but [`Config::validate`] refused the combination.
     Invalid(ConfigError),
+    /// A `[[jobs]]` entry of the file is wrong: which job, which field, why.
+    Job {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        error: JobSpecError,
+    },
 }
 
 impl fmt::Display for CliError {
@@ -161,6 +170,7 @@ impl fmt::Display for CliError {
             }
             CliError::Table(message) => write!(f, "cannot read the configuration: {message}"),
             CliError::Invalid(error) => write!(f, "invalid configuration: {error}"),
+            CliError::Job { path, error } => write!(f, "config file {}: {error}", path.display()),
         }
     }
 }
@@ -183,6 +193,8 @@ impl std::error::Error for CliError {
 struct Builder {
     defaults: toml::Table,
     table: toml::Table,
+    /// The file's `[[jobs]]`.
+    jobs: Vec<JobSpec>,
 }
 
 impl Builder {
@@ -190,6 +202,7 @@ impl Builder {
         Builder {
             defaults: defaults(),
             table: toml::Table::new(),
+            jobs: Vec::new(),
         }
     }
 
@@ -230,13 +243,13 @@ impl Builder {
     }
 
     /// Deserialize the table and validate the result.
-    fn build(self) -> Result<Config, CliError> {
+    fn build(self) -> Result<(Config, Vec<JobSpec>), CliError> {
         let config: Config = self
             .table
             .try_into()
             .map_err(|error| CliError::Table(error.message().trim_end().to_owned()))?;
         config.validate().map_err(CliError::Invalid)?;
-        Ok(config)
+        Ok((config, self.jobs))
     }
 }
 
@@ -264,12 +277,56 @@ fn read_file(builder: &mut Builder, path: &Path) -> Result<(), CliError> {
         .map_err(|e: toml::de::Error| file_error(FileError::Parse(toml_message(&text, &e))))?;
     for (key, value) in table {
         let source = Source::File(path.to_owned());
+        if key == "jobs" {
+            builder.jobs = read_jobs(path, value)?;
+            continue;
+        }
         if !builder.is_key(&key) {
             return Err(CliError::UnknownKey { key, source });
         }
         builder.set(&key, value, source)?;
     }
     Ok(())
+}
+
+/// The `[[jobs]]` of the file at `path`, each checked (the first wrong one
+/// is the error, naming the job and the field).
+fn read_jobs(path: &Path, value: toml::Value) -> Result<Vec<JobSpec>, CliError> {
+    let job_error = |error| CliError::Job {
+        path: path.to_owned(),
+        error,
+    };
+    let toml::Value::Array(entries) = value else {
+        return Err(job_error(JobSpecError {
+            job: "jobs".to_owned(),
+            field: "jobs",
+            reason: "must be an array of tables ([[jobs]])".to_owned(),
+        }));
+    };
+    let mut specs: Vec<JobSpec> = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.into_iter().enumerate() {
+        let name = entry
+            .get("name")
+            .and_then(toml::Value::as_str)
+            .map_or_else(|| format!("#{}", i + 1), |n| format!("{n:?}"));
+        let spec: JobSpec = entry.try_into().map_err(|e: toml::de::Error| {
+            job_error(JobSpecError {
+                job: name.clone(),
+                field: "jobs",
+                reason: e.message().trim_end().to_owned(),
+            })
+        })?;
+        spec.build(i).map_err(job_error)?;
+        if specs.iter().any(|s| s.name == spec.name) {
+            return Err(job_error(JobSpecError {
+                job: name,
+                field: "name",
+                reason: "another job has this name".to_owned(),
+            }));
+        }
+        specs.push(spec);
+    }
+    Ok(specs)
 }
 
 /// The parser's message with a line and column, but not the offending line
@@ -391,7 +448,8 @@ fn serve(args: &[String], env: &[(String, String)]) -> Result<(Command, Vec<Stri
         }
         builder.set(&key, toml::Value::String(value), Source::Flag(flag))?;
     }
-    Ok((Command::Serve(builder.build()?), warnings))
+    let (config, jobs) = builder.build()?;
+    Ok((Command::Serve(config, jobs), warnings))
 }
 
 /// Decide what to run from the arguments (without `argv[0]`) and the process

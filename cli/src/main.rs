@@ -36,6 +36,6 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Load(args) => gmws_load::main(&args),
-        Command::Serve(config) => serve::run(config, &warnings),
+        Command::Serve(config, jobs) => serve::run(config, &jobs, &warnings),
     }
 }

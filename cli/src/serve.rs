@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use gmws::scheduler::JobSpec;
 use gmws::{Config, Gateway, Server};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -12,14 +13,14 @@ use crate::logger::StderrLogger;
 /// Run the gateway with `config` (validated) until a signal stops it; log
 /// `warnings` (from reading the configuration) once the logger is in. Every
 /// line is written before this returns.
-pub(crate) fn run(config: Config, warnings: &[String]) -> ExitCode {
+pub(crate) fn run(config: Config, jobs: &[JobSpec], warnings: &[String]) -> ExitCode {
     StderrLogger::init(config.log_level.filter());
-    let code = serve(config, warnings);
+    let code = serve(config, jobs, warnings);
     log::logger().flush();
     code
 }
 
-fn serve(config: Config, warnings: &[String]) -> ExitCode {
+fn serve(config: Config, jobs: &[JobSpec], warnings: &[String]) -> ExitCode {
     for warning in warnings {
         log::warn!("{warning}");
     }
@@ -46,6 +47,24 @@ fn serve(config: Config, warnings: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Checked when the file was read; loop 0 runs them.
+    for (i, spec) in jobs.iter().enumerate() {
+        let added = spec
+            .build(i)
+            .map_err(|e| e.to_string())
+            .and_then(|(trigger, options)| {
+                server
+                    .add_job(&spec.name, trigger, options)
+                    .map_err(|e| format!("job {:?}: {e}", spec.name))
+            });
+        if let Err(e) = added {
+            log::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if !jobs.is_empty() {
+        log::info!("{} scheduled job(s)", jobs.len());
+    }
     let handle = server.shutdown_handle();
     match Signals::new([SIGINT, SIGTERM]) {
         Ok(mut signals) => {

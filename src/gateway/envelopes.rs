@@ -25,6 +25,7 @@ use crate::handler::Handler;
 use crate::http::{HttpRequest, Response};
 use crate::hub::{Hub, TimerHandle};
 use crate::message::{codes, envelope, id_value, with_id, Envelope};
+use crate::scheduler::Fire;
 use crate::socket_id::SocketId;
 use crate::upgrade::{Upgrade, UpgradeRequest};
 
@@ -82,6 +83,11 @@ pub trait EnvelopeHandler {
         let _ = (hub, timer, socket);
     }
 
+    /// See [`Handler::on_job`].
+    fn on_job(&mut self, hub: &mut Hub, job: &Fire) {
+        let _ = (hub, job);
+    }
+
     /// See [`Handler::on_http`].
     fn on_http(&mut self, hub: &mut Hub, request: &HttpRequest) -> Option<Response> {
         let _ = (hub, request);
@@ -112,6 +118,10 @@ impl<T: EnvelopeHandler> Handler for T {
 
     fn on_timer(&mut self, hub: &mut Hub, timer: TimerHandle, socket: Option<SocketId>) {
         EnvelopeHandler::on_timer(self, hub, timer, socket);
+    }
+
+    fn on_job(&mut self, hub: &mut Hub, job: &Fire) {
+        EnvelopeHandler::on_job(self, hub, job);
     }
 
     fn on_http(&mut self, hub: &mut Hub, request: &HttpRequest) -> Option<Response> {

@@ -35,6 +35,7 @@ pub use envelopes::{default_auth, EnvelopeHandler};
 use crate::config::BinaryMessages;
 use crate::hub::{Audience, Hub, HubError};
 use crate::message::{codes, envelope, with_id, Envelope};
+use crate::scheduler::Fire;
 use crate::socket_id::SocketId;
 use gmws_protocol::encoder::frame_len;
 
@@ -71,6 +72,30 @@ impl EnvelopeHandler for Gateway {
                 None,
             ),
         }
+    }
+
+    /// A job of the binary's `[[jobs]]` ran: its message goes to its
+    /// recipients as `{"type":"message","data":{"from":"scheduler","job":
+    /// NAME,"to":…,"message":…}}`. (A job added by a library user without
+    /// `to` in its data sends nothing.)
+    fn on_job(&mut self, hub: &mut Hub, job: &Fire) {
+        let (Some(to), Some(message)) = (job.data.get("to"), job.data.get("message")) else {
+            return;
+        };
+        let out = envelope(
+            "message",
+            json!({ "from": "scheduler", "job": job.name, "to": to, "message": message }),
+        );
+        let delivered = match to {
+            Value::String(all) if all == "all" => hub.send_to_all(&out),
+            Value::Object(target) => match (target.get("group"), target.get("client")) {
+                (Some(Value::String(group)), _) => hub.send_to_group(group, &out, &[]),
+                (_, Some(Value::String(client))) => hub.send_to_client(client, &out),
+                _ => 0,
+            },
+            _ => 0,
+        };
+        log::debug!("job {:?}: delivered to {delivered} socket(s)", job.name);
     }
 
     fn on_message(&mut self, hub: &mut Hub, socket: SocketId, message: &Envelope) {

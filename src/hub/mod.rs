@@ -24,6 +24,7 @@ use slab::Slab;
 mod api;
 mod clients;
 mod groups;
+mod jobs;
 mod lifecycle;
 mod payload;
 mod queue;
@@ -31,6 +32,7 @@ mod send;
 mod user_timers;
 
 pub use api::HubError;
+pub use jobs::JobAction;
 pub use payload::Payload;
 pub use send::{Audience, SendError};
 pub use user_timers::TimerHandle;
@@ -61,6 +63,8 @@ pub(crate) enum TimerEvent {
     AcceptRetry,
     /// A user timer.
     User(TimerHandle),
+    /// Time for the scheduler to look for due jobs.
+    Scheduler,
 }
 
 /// Settings the hub applies on every send and close.
@@ -147,6 +151,12 @@ pub struct Hub {
     groups: groups::Groups,
     user_timers: HashMap<TimerHandle, user_timers::UserTimer>,
     next_timer: u64,
+    /// This loop's scheduled jobs (see `jobs.rs`).
+    pub(crate) scheduler: crate::scheduler::Scheduler,
+    /// The wheel timer of the scheduler's next check, if armed.
+    pub(crate) scheduler_timer: Option<TimerId>,
+    /// Runs asked for (`run_job`) that the next check hands to the handler.
+    pub(crate) job_requests: Vec<crate::scheduler::Fire>,
     /// Reused buffer for encoding a frame once before fan-out.
     frame_scratch: Vec<u8>,
     /// Emptied output buffers and queue states, lent to the next sender.
@@ -168,6 +178,9 @@ impl Hub {
             groups: Default::default(),
             user_timers: HashMap::new(),
             next_timer: 0,
+            scheduler: crate::scheduler::Scheduler::new(),
+            scheduler_timer: None,
+            job_requests: Vec::new(),
             frame_scratch: Vec::new(),
             pool: Pool::new(),
             gauge: bus.gauge.clone(),

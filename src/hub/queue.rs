@@ -155,7 +155,14 @@ impl Hub {
         self.metrics.messages_out += 1;
         self.metrics.bytes_out += payload_len as u64;
         let mut written = 0;
-        if self.fanout_writes_left > 0 && self.dirty_fanout.is_empty() && conn.output.is_empty() {
+        // Straight to the kernel while nothing else waits: no reply queued
+        // this turn (replies go out before fan-out, as the flush orders
+        // them), no fan-out queued before this one, nothing on this socket.
+        if self.fanout_writes_left > 0
+            && self.dirty.is_empty()
+            && self.dirty_fanout.is_empty()
+            && conn.output.is_empty()
+        {
             self.fanout_writes_left -= 1;
             // An error is left to the flush, which meets it again and drops
             // the connection.

@@ -90,6 +90,9 @@ pub struct JobOptions {
     pub start: Option<DateTime<Utc>>,
     /// No run after this.
     pub end: Option<DateTime<Utc>>,
+    /// Application data handed back with every run ([`Fire::data`]); the
+    /// gateway's jobs keep their recipients and message here.
+    pub data: serde_json::Value,
 }
 
 impl Default for JobOptions {
@@ -101,6 +104,7 @@ impl Default for JobOptions {
             coalesce: true,
             start: None,
             end: None,
+            data: serde_json::Value::Null,
         }
     }
 }
@@ -160,6 +164,8 @@ pub struct Fire {
     pub name: String,
     /// The occurrence it stands for (the time of a run made on request).
     pub scheduled: DateTime<Utc>,
+    /// The job's [`JobOptions::data`].
+    pub data: serde_json::Value,
 }
 
 /// A job's state, as `/api/jobs` shows it.
@@ -349,6 +355,7 @@ impl Job {
         fires.push(Fire {
             name: self.name.clone(),
             scheduled,
+            data: self.options.data.clone(),
         });
     }
 
@@ -389,6 +396,10 @@ impl Job {
             misfires: self.misfires,
             paused: self.paused,
         }
+    }
+
+    pub fn data(&self) -> &serde_json::Value {
+        &self.options.data
     }
 }
 

@@ -37,8 +37,10 @@
 //!   move them.
 
 mod job;
+mod spec;
 
 pub use job::{parse_timezone, CronTrigger, Fire, JobOptions, JobStatus, ScheduleError, Trigger};
+pub use spec::{JobSpec, JobSpecError};
 
 use std::collections::BTreeMap;
 
@@ -140,6 +142,7 @@ impl Scheduler {
         Ok(Fire {
             name: job.name.clone(),
             scheduled: now,
+            data: job.data().clone(),
         })
     }
 

@@ -34,6 +34,11 @@ impl<H: Handler> Loop<H> {
         match command {
             Command::Adopt(stream, addr) => self.hold(stream, addr),
             Command::Refuse(stream, addr, why) => self.refuse_at_accept(stream, addr, why),
+            Command::Job(name, action) => {
+                if let Err(e) = self.hub.job_action(&name, action) {
+                    log::debug!("posted job action {action:?} on {name:?} refused: {e}");
+                }
+            }
             Command::Send {
                 target,
                 frame,

@@ -230,6 +230,18 @@ impl<H: Handler + 'static> Server<H> {
         }
     }
 
+    /// Schedule job `name` before the server runs: it lives on loop 0 (the
+    /// thread that calls `run`), where [`Handler::on_job`] runs at each of
+    /// its runs. (A handler adds jobs on its own loop with [`Hub::add_job`].)
+    pub fn add_job(
+        &mut self,
+        name: &str,
+        trigger: crate::scheduler::Trigger,
+        options: crate::scheduler::JobOptions,
+    ) -> Result<(), crate::scheduler::ScheduleError> {
+        self.main.hub.add_job(name, trigger, options)
+    }
+
     /// A handle for other threads: the hub's sends, joins and closes, posted
     /// to the loops that own the sockets (see [`Remote`]).
     pub fn remote(&self) -> Remote {

@@ -100,6 +100,19 @@ impl<H: Handler> Loop<H> {
                     self.notify_closed();
                 }
             }
+            TimerEvent::Scheduler => {
+                if self.hub.scheduler_timer != Some(timer) {
+                    return; // re-armed since
+                }
+                for fire in self.hub.take_job_runs() {
+                    let (hub, handler) = (&mut self.hub, &mut self.handler);
+                    if catch_unwind(AssertUnwindSafe(|| handler.on_job(hub, &fire))).is_err() {
+                        hub.metrics.handler_panics += 1;
+                        log::error!("on_job panicked (job {:?})", fire.name);
+                    }
+                    self.notify_closed();
+                }
+            }
         }
     }
 

@@ -24,7 +24,7 @@ fn run(args: &[&str], vars: &[(&str, &str)]) -> Result<(Command, Vec<String>), C
 
 fn loaded(args: &[&str], vars: &[(&str, &str)]) -> Config {
     match run(args, vars) {
-        Ok((Command::Serve(config), _)) => config,
+        Ok((Command::Serve(config, _), _)) => config,
         other => panic!("expected Serve, got {other:?}"),
     }
 }
@@ -66,7 +66,7 @@ impl Drop for TempFile {
 fn no_arguments_serve_the_defaults() {
     let (command, warnings) = run(&[], &[]).expect("defaults");
     assert!(warnings.is_empty());
-    let Command::Serve(config) = command else {
+    let Command::Serve(config, _) = command else {
         panic!("expected Serve");
     };
     let default = Config::default();
@@ -295,7 +295,7 @@ fn unknown_env_vars_are_warnings() {
         ],
     )
     .expect("warnings only");
-    assert!(matches!(command, Command::Serve(_)));
+    assert!(matches!(command, Command::Serve(..)));
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("GMWS_PING_INTERVALL"));
 }

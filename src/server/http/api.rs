@@ -14,8 +14,9 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::http::request::HttpRequest;
 use crate::http::response::Response;
-use crate::hub::Hub;
+use crate::hub::{Hub, JobAction};
 use crate::message::{envelope, id_value};
+use crate::scheduler::JobStatus;
 use crate::socket_id::SocketId;
 
 /// The API endpoints.
@@ -41,6 +42,10 @@ pub enum ApiRoute {
     PatchSession,
     /// `POST /api/sockets/:socket_id/close`
     Close,
+    /// `GET /api/jobs`
+    Jobs,
+    /// `POST /api/jobs/:name/:action` (`pause`, `resume`, `run`)
+    JobAction,
 }
 
 /// Whether the request may use the API: `Err(response)` if not.
@@ -158,6 +163,11 @@ fn run(hub: &mut Hub, route: ApiRoute, request: &HttpRequest) -> ApiResult {
         ApiRoute::GetSession | ApiRoute::PutSession | ApiRoute::PatchSession => {
             session(hub, route, request)
         }
+        ApiRoute::Jobs => {
+            let jobs: Vec<Value> = hub.all_jobs().into_iter().map(job_json).collect();
+            Ok(Response::json(200, &json!({ "jobs": jobs })))
+        }
+        ApiRoute::JobAction => job_action(hub, request),
         ApiRoute::Close => {
             let socket = path_socket(request)?;
             let body = if request.body.is_empty() {
@@ -182,6 +192,54 @@ fn run(hub: &mut Hub, route: ApiRoute, request: &HttpRequest) -> ApiResult {
             Ok(Response::json(200, &json!({ "closed": closed })))
         }
     }
+}
+
+/// A job's state as `/api/jobs` shows it, with the loop it lives on.
+fn job_json((index, status): (usize, JobStatus)) -> Value {
+    let mut value = serde_json::to_value(status).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.insert("loop".to_owned(), json!(index));
+    }
+    value
+}
+
+/// `POST /api/jobs/:name/:action`: applied at once when the job is on this
+/// loop (200 with its state), else posted to its loop (202: applied on that
+/// loop's next turn).
+fn job_action(hub: &mut Hub, request: &HttpRequest) -> ApiResult {
+    let name = request.param("name").unwrap_or_default();
+    let action = request.param("action").unwrap_or_default();
+    let action = JobAction::parse(action).ok_or_else(|| {
+        (
+            404,
+            format!("no job action {action:?} (pause, resume, run)"),
+        )
+    })?;
+    let owner = hub
+        .all_jobs()
+        .into_iter()
+        .find(|(_, s)| s.name == name)
+        .map(|(index, _)| index)
+        .ok_or_else(|| (404, format!("no job named {name:?}")))?;
+    if owner == hub.loop_index() {
+        hub.job_action(name, action)
+            .map_err(|e| (404, e.to_string()))?;
+        let status = hub
+            .all_jobs()
+            .into_iter()
+            .find(|(_, s)| s.name == name)
+            .map_or(Value::Null, job_json);
+        return Ok(Response::json(
+            200,
+            &json!({ "applied": true, "job": status }),
+        ));
+    }
+    hub.post_job_action(owner, name, action)
+        .map_err(|_| (503, "the job's loop is busy; try again".to_owned()))?;
+    Ok(Response::json(
+        202,
+        &json!({ "applied": false, "posted_to_loop": owner, "job": name }),
+    ))
 }
 
 fn send(hub: &mut Hub, route: ApiRoute, request: &HttpRequest) -> ApiResult {

@@ -100,6 +100,12 @@ pub(crate) fn builtin_router() -> Router<Route> {
             "/api/sockets/:socket_id/close",
             Route::Api(A::Close),
         ),
+        (Method::Get, "/api/jobs", Route::Api(A::Jobs)),
+        (
+            Method::Post,
+            "/api/jobs/:name/:action",
+            Route::Api(A::JobAction),
+        ),
     ];
     let mut router = Router::new();
     for (method, pattern, route) in routes {
@@ -266,6 +272,6 @@ mod tests {
 
     #[test]
     fn builtin_patterns_are_all_accepted() {
-        assert_eq!(builtin_router().len(), 15);
+        assert_eq!(builtin_router().len(), 17);
     }
 }
