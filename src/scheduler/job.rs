@@ -34,7 +34,10 @@ impl Trigger {
     pub fn cron(expression: &str) -> Result<Trigger, ScheduleError> {
         let cron = croner::Cron::from_str(expression).map_err(|e| ScheduleError::BadCron {
             expression: expression.to_owned(),
-            reason: e.to_string(),
+            reason: match faulty_field(expression) {
+                Some(at) => format!("{at}: {e}"),
+                None => e.to_string(),
+            },
         })?;
         Ok(Trigger::Cron(Box::new(CronTrigger {
             expression: expression.to_owned(),
@@ -64,6 +67,41 @@ impl Trigger {
             Trigger::Cron(c) => format!("cron: {}", c.expression),
         }
     }
+}
+
+/// Which field of a cron expression is at fault, as "field 2 (hour) `25`":
+/// each field is tried alone, the others replaced by `*`.
+fn faulty_field(expression: &str) -> Option<String> {
+    let fields: Vec<&str> = expression.split_whitespace().collect();
+    let names: &[&str] = match fields.len() {
+        5 => &["minute", "hour", "day of month", "month", "day of week"],
+        6 => &[
+            "second",
+            "minute",
+            "hour",
+            "day of month",
+            "month",
+            "day of week",
+        ],
+        7 => &[
+            "second",
+            "minute",
+            "hour",
+            "day of month",
+            "month",
+            "day of week",
+            "year",
+        ],
+        _ => return None,
+    };
+    (0..fields.len()).find_map(|i| {
+        let alone: Vec<&str> = (0..fields.len())
+            .map(|j| if j == i { fields[i] } else { "*" })
+            .collect();
+        croner::Cron::from_str(&alone.join(" "))
+            .is_err()
+            .then(|| format!("field {} ({}) `{}`", i + 1, names[i], fields[i]))
+    })
 }
 
 fn humantime(d: Duration) -> String {

@@ -111,6 +111,9 @@ fn a_bad_expression_says_what_and_where() {
     let err = Trigger::cron("61 * * * *").unwrap_err();
     let text = err.to_string();
     assert!(text.contains("61 * * * *"), "{text}");
+    assert!(text.contains("field 1 (minute) `61`"), "{text}");
+    let text = Trigger::cron("0 30 2 * * MON-XYZ").unwrap_err().to_string();
+    assert!(text.contains("field 6 (day of week) `MON-XYZ`"), "{text}");
     assert!(matches!(err, ScheduleError::BadCron { .. }));
     assert!(Trigger::cron("* * *").is_err());
     assert_eq!(
@@ -295,4 +298,32 @@ fn jitter_delays_within_its_bound() {
         // Found due at its jittered time: on time, it runs.
         assert_eq!(s.due(due).len(), 1);
     }
+}
+
+#[test]
+fn nth_weekday_and_nearest_weekday() {
+    let t0 = utc("2027-01-01T00:00:00Z");
+    let mut s = Scheduler::new();
+    // The second Tuesday of the month, and the weekday nearest the 15th.
+    s.add(
+        "patch",
+        Trigger::cron("0 10 * * 2#2").unwrap(),
+        JobOptions::default(),
+        t0,
+    )
+    .unwrap();
+    s.add(
+        "mid",
+        Trigger::cron("0 9 15W * *").unwrap(),
+        JobOptions::default(),
+        t0,
+    )
+    .unwrap();
+    assert_eq!(
+        s.next_run_times("patch", 2).unwrap(),
+        vec![utc("2027-01-12T10:00:00Z"), utc("2027-02-09T10:00:00Z")]
+    );
+    // 2027-05-15 is a Saturday: the nearest weekday is Friday the 14th.
+    let may = s.next_run_times("mid", 5).unwrap();
+    assert_eq!(may[4], utc("2027-05-14T09:00:00Z"));
 }
