@@ -1,0 +1,32 @@
+//! permessage-deflate (RFC 7692), sans-IO: the negotiation of its
+//! parameters in the opening handshake ([`negotiation`]) and the
+//! per-message codec ([`codec`]).
+//!
+//! Not wired into the server yet: the decoder still refuses RSV1 and the
+//! handshake offers no extension. What is here is the part of the protocol
+//! that the server will use, tested on its own:
+//!
+//! - the server side of the negotiation: reading a client's offers (as
+//!   browsers send them: Chrome's `permessage-deflate; client_max_window_bits`,
+//!   Firefox's and Safari's bare `permessage-deflate`), refusing malformed
+//!   ones as RFC 7692 §5.1 and §7.1 require, and answering the first
+//!   acceptable one;
+//! - compressing a message (raw DEFLATE, the trailing `00 00 ff ff` of a
+//!   sync flush removed, §7.2.1) and inflating one with a bound on the
+//!   inflated size (never more than the bound is produced or allocated).
+//!
+//! The design it is built for: with `server_no_context_takeover` (which a
+//! server may always answer, §7.1.1.1) the compressed form of a message
+//! depends only on the message and the window size, so one compressor per
+//! loop serves every socket and a broadcast is compressed once; with
+//! `client_no_context_takeover` answered too, one inflater per loop serves
+//! every socket. No zlib state then sits on a socket between messages.
+
+pub mod codec;
+pub mod negotiation;
+
+pub use codec::{Compressor, Decompressor, InflateError};
+pub use negotiation::{negotiate, Agreement, DeflateParams, DeflatePolicy};
+
+/// The extension's registered name.
+pub const EXTENSION: &str = "permessage-deflate";
