@@ -281,7 +281,12 @@ impl Job {
 
     fn set_next(&mut self, next: Option<DateTime<Utc>>, random: f64) {
         self.next = next;
-        self.fire_at = next.map(|t| t + scale(self.options.jitter, random));
+        // Checked arithmetic throughout: a configured interval or jitter of
+        // centuries must not panic the loop at the edge of chrono's range.
+        self.fire_at = next.map(|t| {
+            t.checked_add_signed(scale(self.options.jitter, random))
+                .unwrap_or(t)
+        });
     }
 
     /// The first occurrence strictly after `t`.
@@ -305,7 +310,10 @@ impl Job {
             Trigger::Date(at) => (*at > t || (inclusive && *at == t)).then_some(*at),
             Trigger::Interval(every) => {
                 let every = TimeDelta::from_std(*every).ok()?;
-                let anchor = self.options.start.unwrap_or(self.added + every);
+                let anchor = match self.options.start {
+                    Some(start) => start,
+                    None => self.added.checked_add_signed(every)?,
+                };
                 if t < anchor || (inclusive && t == anchor) {
                     Some(anchor)
                 } else {
@@ -361,7 +369,9 @@ impl Job {
                 }
             }
         }
-        let on_time = |t: &DateTime<Utc>, jitter: TimeDelta| now - (*t + jitter) <= grace;
+        let on_time = |t: &DateTime<Utc>, jitter: TimeDelta| {
+            now.signed_duration_since(t.checked_add_signed(jitter).unwrap_or(*t)) <= grace
+        };
         if self.options.coalesce {
             let latest = due[due.len() - 1];
             let jitter = if due.len() == 1 {
@@ -403,7 +413,10 @@ impl Job {
             Trigger::Date(at) => (*at <= t).then_some(*at),
             Trigger::Interval(every) => {
                 let every = TimeDelta::from_std(*every).ok()?;
-                let anchor = self.options.start.unwrap_or(self.added + every);
+                let anchor = match self.options.start {
+                    Some(start) => start,
+                    None => self.added.checked_add_signed(every)?,
+                };
                 if t < anchor {
                     return None;
                 }

@@ -89,7 +89,7 @@ impl JobSpec {
             }
             (None, Some(every), None) => {
                 let d = seconds(every)
-                    .ok_or_else(|| err("every", "must be at least 0.001 seconds".into()))?;
+                    .ok_or_else(|| err("every", "must be 0.001 seconds to ten years".into()))?;
                 Trigger::every(d).map_err(|e| err("every", e.to_string()))?
             }
             (None, None, Some(at)) => Trigger::at(time(at).map_err(|e| err("at", e))?),
@@ -104,11 +104,11 @@ impl JobSpec {
         }
         if let Some(j) = self.jitter {
             options.jitter = seconds_or_zero(j)
-                .ok_or_else(|| err("jitter", "must be 0 or more seconds".into()))?;
+                .ok_or_else(|| err("jitter", "must be 0 seconds to ten years".into()))?;
         }
         if let Some(g) = self.misfire_grace {
             options.misfire_grace = seconds_or_zero(g)
-                .ok_or_else(|| err("misfire_grace", "must be 0 or more seconds".into()))?;
+                .ok_or_else(|| err("misfire_grace", "must be 0 seconds to ten years".into()))?;
         }
         if let Some(c) = self.coalesce {
             options.coalesce = c;
@@ -147,12 +147,15 @@ impl JobSpec {
     }
 }
 
+/// The longest interval, jitter or grace time a job may give: ten years.
+const MAX_SECONDS: f64 = 10.0 * 365.25 * 86_400.0;
+
 fn seconds(s: f64) -> Option<Duration> {
-    (s.is_finite() && (0.001..1e12).contains(&s)).then(|| Duration::from_secs_f64(s))
+    (s.is_finite() && (0.001..MAX_SECONDS).contains(&s)).then(|| Duration::from_secs_f64(s))
 }
 
 fn seconds_or_zero(s: f64) -> Option<Duration> {
-    (s.is_finite() && (0.0..1e12).contains(&s)).then(|| Duration::from_secs_f64(s))
+    (s.is_finite() && (0.0..MAX_SECONDS).contains(&s)).then(|| Duration::from_secs_f64(s))
 }
 
 fn time(text: &str) -> Result<DateTime<Utc>, String> {

@@ -327,3 +327,21 @@ fn nth_weekday_and_nearest_weekday() {
     let may = s.next_run_times("mid", 5).unwrap();
     assert_eq!(may[4], utc("2027-05-14T09:00:00Z"));
 }
+
+#[test]
+fn absurd_durations_do_not_panic() {
+    let t0 = utc("2027-01-01T00:00:00Z");
+    let mut s = Scheduler::new();
+    let forever = Trigger::every(Duration::from_secs(u64::MAX / 4)).unwrap();
+    let options = JobOptions {
+        jitter: Duration::from_secs(u64::MAX / 4),
+        misfire_grace: Duration::from_secs(u64::MAX / 4),
+        ..JobOptions::default()
+    };
+    s.add("forever", forever, options.clone(), t0).unwrap();
+    assert!(s.due(utc("2100-01-01T00:00:00Z")).is_empty());
+    let huge = Trigger::every(Duration::from_secs(200_000 * 365 * 86_400)).unwrap();
+    s.add("huge", huge, options, t0).unwrap();
+    assert!(s.due(utc("2100-01-01T00:00:00Z")).is_empty());
+    let _ = s.status();
+}
