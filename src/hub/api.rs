@@ -83,12 +83,7 @@ impl Hub {
             return Err(HubError::BadGroupName);
         }
         if self.is_remote(socket) {
-            let member = self
-                .bus
-                .read()
-                .sockets
-                .get(&socket)
-                .map(|s| s.groups.iter().any(|g| g == group));
+            let member = self.remote_member(socket, group);
             return match member {
                 None => Err(HubError::NotOnline),
                 Some(true) => Ok(false),
@@ -122,15 +117,20 @@ impl Hub {
         Ok(true)
     }
 
+    /// Whether another loop's `socket` is in `group`, by the process-wide
+    /// view (`None`: not online).
+    fn remote_member(&self, socket: SocketId, group: &str) -> Option<bool> {
+        self.bus
+            .read()
+            .sockets
+            .get(&socket)
+            .map(|s| s.groups.iter().any(|g| g == group))
+    }
+
     /// Remove `socket` from `group`. False if it was not a member.
     pub fn leave_group(&mut self, socket: SocketId, group: &str) -> bool {
         if self.is_remote(socket) {
-            let member = self
-                .bus
-                .read()
-                .sockets
-                .get(&socket)
-                .is_some_and(|s| s.groups.iter().any(|g| g == group));
+            let member = self.remote_member(socket, group) == Some(true);
             return member
                 && self
                     .post_to(socket, Command::Leave(socket, group.to_owned()))

@@ -73,25 +73,19 @@ impl Trigger {
 /// each field is tried alone, the others replaced by `*`.
 fn faulty_field(expression: &str) -> Option<String> {
     let fields: Vec<&str> = expression.split_whitespace().collect();
-    let names: &[&str] = match fields.len() {
-        5 => &["minute", "hour", "day of month", "month", "day of week"],
-        6 => &[
-            "second",
-            "minute",
-            "hour",
-            "day of month",
-            "month",
-            "day of week",
-        ],
-        7 => &[
-            "second",
-            "minute",
-            "hour",
-            "day of month",
-            "month",
-            "day of week",
-            "year",
-        ],
+    const NAMES: [&str; 7] = [
+        "second",
+        "minute",
+        "hour",
+        "day of month",
+        "month",
+        "day of week",
+        "year",
+    ];
+    let names = match fields.len() {
+        5 => &NAMES[1..6],
+        6 => &NAMES[..6],
+        7 => &NAMES[..],
         _ => return None,
     };
     (0..fields.len()).find_map(|i| {
