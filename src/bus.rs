@@ -34,7 +34,6 @@ use serde_json::{Map, Value};
 use crate::close::CloseCode;
 use crate::memory::Gauge;
 use crate::metrics::Metrics;
-use crate::outqueue::SharedFrame;
 use crate::socket_id::{IdHash, SocketId};
 
 /// Commands a loop's inbox holds at most (the channel allocates its slots
@@ -70,8 +69,9 @@ pub(crate) enum Command {
     Send {
         /// Who gets it.
         target: Target,
-        /// The frame, shared with every other recipient.
-        frame: SharedFrame,
+        /// The frame, shared with every other recipient (and its compressed
+        /// forms, made by the first loop that needs each).
+        frame: crate::compression::Outgoing,
         /// Its payload's length (for the byte counters).
         payload_len: usize,
     },

@@ -278,6 +278,10 @@ pub struct Connection {
     pub read_again: bool,
     /// Whether WRITABLE interest is registered (only while output waits).
     pub writable_interest: bool,
+    /// permessage-deflate: 0 when not negotiated, else the window (in bits)
+    /// the server may compress with; 8 is negotiated but sent uncompressed
+    /// (zlib has no 256-byte window). See [`Connection::compress_window`].
+    pub deflate: u8,
 }
 
 impl Connection {
@@ -298,6 +302,7 @@ impl Connection {
             peer: PeerAddr::new(peer),
             missed_pongs: 0,
             dirty: Dirty::Clean,
+            deflate: 0,
             read_again: false,
             writable_interest: false,
         }

@@ -18,6 +18,8 @@ pub struct Metrics {
     pub messages_in: u64,
     /// Data messages queued to clients.
     pub messages_out: u64,
+    /// Of `messages_out`, those sent compressed (permessage-deflate).
+    pub messages_compressed: u64,
     /// Payload bytes received in data messages.
     pub bytes_in: u64,
     /// Payload bytes queued in data messages.
@@ -48,6 +50,7 @@ impl Metrics {
         self.handshake_failures += other.handshake_failures;
         self.messages_in += other.messages_in;
         self.messages_out += other.messages_out;
+        self.messages_compressed += other.messages_compressed;
         self.bytes_in += other.bytes_in;
         self.bytes_out += other.bytes_out;
         self.protocol_errors += other.protocol_errors;

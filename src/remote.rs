@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 
 use crate::bus::{Bus, Command, PostError, Target};
 use crate::close::CloseCode;
+use crate::compression::Outgoing;
 use crate::config::Config;
 use crate::hub::{Hub, Payload};
 use crate::outqueue::SharedFrame;
@@ -51,7 +52,7 @@ impl Remote {
         self.bus.loops()
     }
 
-    fn frame(&self, payload: Payload<'_>) -> (SharedFrame, usize) {
+    fn frame(&self, payload: Payload<'_>) -> (Outgoing, usize) {
         let json;
         let (opcode, bytes) = match payload {
             Payload::Text(t) => (OpCode::Text, t.as_bytes()),
@@ -63,7 +64,9 @@ impl Remote {
         };
         let mut frame = Vec::with_capacity(bytes.len() + 14);
         encode_frame(&mut frame, opcode, true, bytes, None);
-        (SharedFrame::new(frame, &self.bus.gauge), bytes.len())
+        // Compressible: each loop applies its compression_min_size.
+        let frame = Outgoing::new(SharedFrame::new(frame, &self.bus.gauge), true);
+        (frame, bytes.len())
     }
 
     /// Post one frame to every loop, each for its own recipients in `target`.

@@ -87,6 +87,8 @@ pub(crate) static KEYS: &[KeyHelp] = &[
     key!(max_message_size, Bytes, "Largest message; larger: close 1009."),
     key!(max_frame_size, Bytes, "Largest frame payload; larger: close 1009."),
     key!(max_fragments, Count, "Most frames per message, empty ones included; more: close 1008."),
+    key!(compression, Bool, "Answer permessage-deflate offers (no context takeover: no zlib state per socket)."),
+    key!(compression_min_size, Bytes, "Smaller messages go uncompressed on a compressed connection."),
     key!(max_request_head, Bytes, "Largest HTTP request head; larger: 431."),
     key!(max_request_headers, Count, "Most HTTP request headers; more: 431."),
     key!(max_http_body, Bytes, "Largest HTTP request body; larger: 413."),

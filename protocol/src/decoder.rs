@@ -16,6 +16,13 @@
 //! Every size limit is checked on the frame header, before anything is
 //! allocated or copied.
 //!
+//! With permessage-deflate negotiated ([`Decoder::set_compression`]), a
+//! message whose first frame has RSV1 set is compressed: its frames are
+//! assembled as they are (their size bounded like any message's), then
+//! inflated whole by the caller's [`Inflater`]
+//! ([`Decoder::decode_inflating`]), at most `max_message_size` bytes
+//! (more: 1009), and a text message is UTF-8-checked once inflated.
+//!
 //! # Call-order contract
 //!
 //! Call `decode` in a loop on the unconsumed rest of the input until it returns
@@ -25,6 +32,7 @@
 //! unspecified: close the connection.
 
 use crate::close::CloseFrame;
+use crate::deflate::{InflateError, Inflater};
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use crate::mask::apply_mask;
@@ -113,6 +121,8 @@ struct PartialFrame {
 #[derive(Debug)]
 pub struct Decoder {
     role: Role,
+    /// permessage-deflate was negotiated: RSV1 marks a compressed message.
+    compression: bool,
     limits: Limits,
     asm: Option<Box<Assembly>>,
 }
@@ -128,6 +138,8 @@ struct Assembly {
     delivered: bool,
     /// Frames in the message being assembled.
     fragments: u32,
+    /// The message being assembled is compressed (its first frame had RSV1).
+    compressed: bool,
     utf8: Utf8Validator,
     frame: Option<PartialFrame>,
 }
@@ -137,9 +149,22 @@ impl Decoder {
     pub fn new(role: Role, limits: Limits) -> Self {
         Decoder {
             role,
+            compression: false,
             limits,
             asm: None,
         }
+    }
+
+    /// Accept compressed messages (RSV1 on a message's first frame): the
+    /// connection negotiated permessage-deflate. They must then be decoded
+    /// with [`Decoder::decode_inflating`].
+    pub fn set_compression(&mut self, on: bool) {
+        self.compression = on;
+    }
+
+    /// Whether compressed messages are accepted.
+    pub fn compression(&self) -> bool {
+        self.compression
     }
 
     /// The limits in force.
@@ -179,11 +204,33 @@ impl Decoder {
     /// Decode from `buf`: returns the number of bytes consumed and a message if
     /// one completed. `(0, None)` means more bytes are needed.
     ///
-    /// Masked payloads are unmasked in place in `buf`.
+    /// Masked payloads are unmasked in place in `buf`. A compressed message
+    /// is refused ([`ProtocolError::ReservedBits`]): decode a connection
+    /// that negotiated compression with [`Decoder::decode_inflating`].
     pub fn decode<'a>(
         &'a mut self,
         buf: &'a mut [u8],
     ) -> Result<(usize, Option<Message<'a>>), ProtocolError> {
+        self.decode_with(buf, None)
+    }
+
+    /// [`Decoder::decode`] for a connection that negotiated
+    /// permessage-deflate: a compressed message is inflated by `inflater`
+    /// and handed out from its buffer.
+    pub fn decode_inflating<'a>(
+        &'a mut self,
+        buf: &'a mut [u8],
+        inflater: &'a mut Inflater,
+    ) -> Result<(usize, Option<Message<'a>>), ProtocolError> {
+        self.decode_with(buf, Some(inflater))
+    }
+
+    fn decode_with<'a>(
+        &'a mut self,
+        buf: &'a mut [u8],
+        inflater: Option<&'a mut Inflater>,
+    ) -> Result<(usize, Option<Message<'a>>), ProtocolError> {
+        let max = self.limits.max_message_size;
         let streaming = self.asm.as_ref().is_some_and(|a| a.frame.is_some());
         if let Some(a) = self.asm.as_deref_mut() {
             if a.delivered {
@@ -196,12 +243,19 @@ impl Decoder {
                 return Ok((0, None));
             };
             let (taken, done) = a.stream_payload(buf)?;
-            return Ok((taken, done.then(|| a.delivered_message())));
+            if !done {
+                return Ok((taken, None));
+            }
+            return Ok((taken, Some(a.delivered_message(inflater, max)?)));
         }
         let Some((header, header_len)) = FrameHeader::parse(buf)? else {
             return Ok((0, None));
         };
         self.check_header(&header)?;
+        let compressed = header.rsv & RSV1 != 0;
+        if compressed && inflater.is_none() {
+            return Err(ProtocolError::ReservedBits);
+        }
         if header.opcode.is_control() {
             return decode_control(header, header_len, buf);
         }
@@ -215,7 +269,11 @@ impl Decoder {
             if let Some(key) = header.mask {
                 apply_mask(payload, key, 0);
             }
-            let message = if header.opcode == OpCode::Text {
+            let text = header.opcode == OpCode::Text;
+            if compressed {
+                return Ok((end, Some(inflate(inflater, payload, text, max)?)));
+            }
+            let message = if text {
                 Message::Text(std::str::from_utf8(payload).map_err(|_| ProtocolError::InvalidUtf8)?)
             } else {
                 Message::Binary(payload)
@@ -230,6 +288,7 @@ impl Decoder {
                 DataKind::Binary
             });
             a.fragments = 1;
+            a.compressed = compressed;
             a.message.clear();
             a.utf8.reset();
         }
@@ -248,13 +307,29 @@ impl Decoder {
             fin: header.fin,
         });
         let (taken, done) = a.stream_payload(&mut buf[header_len..])?;
-        Ok((header_len + taken, done.then(|| a.delivered_message())))
+        if !done {
+            return Ok((header_len + taken, None));
+        }
+        Ok((
+            header_len + taken,
+            Some(a.delivered_message(inflater, max)?),
+        ))
     }
 
     /// Rules every header must follow: RSV bits, masking, control-frame shape.
     fn check_header(&self, header: &FrameHeader) -> Result<(), ProtocolError> {
-        if header.rsv != 0 {
+        let reserved = if self.compression {
+            header.rsv & !RSV1
+        } else {
+            header.rsv
+        };
+        if reserved != 0 {
             return Err(ProtocolError::ReservedBits);
+        }
+        if header.rsv & RSV1 != 0
+            && (header.opcode.is_control() || header.opcode == OpCode::Continuation)
+        {
+            return Err(ProtocolError::MisplacedCompressionBit);
         }
         match (self.role, header.mask.is_some()) {
             (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
@@ -314,7 +389,7 @@ impl Assembly {
         frame.remaining -= take as u64;
         let frame_done = frame.remaining == 0;
         let fin = frame.fin;
-        if self.kind == Some(DataKind::Text) {
+        if self.kind == Some(DataKind::Text) && !self.compressed {
             self.utf8
                 .feed(piece)
                 .map_err(|_| ProtocolError::InvalidUtf8)?;
@@ -327,17 +402,26 @@ impl Assembly {
         if !fin {
             return Ok((take, false));
         }
-        if self.kind == Some(DataKind::Text) && !self.utf8.is_complete() {
+        if self.kind == Some(DataKind::Text) && !self.compressed && !self.utf8.is_complete() {
             return Err(ProtocolError::InvalidUtf8);
         }
         Ok((take, true))
     }
 
-    /// The completed message in `self.message`; marks it for clearing.
-    fn delivered_message(&mut self) -> Message<'_> {
+    /// The completed message in `self.message` (inflated by `inflater` if
+    /// compressed); marks it for clearing.
+    fn delivered_message<'a>(
+        &'a mut self,
+        inflater: Option<&'a mut Inflater>,
+        max: u64,
+    ) -> Result<Message<'a>, ProtocolError> {
         self.delivered = true;
         let kind = self.kind.take();
-        match kind {
+        if self.compressed {
+            let text = kind == Some(DataKind::Text);
+            return inflate(inflater, &self.message, text, max);
+        }
+        Ok(match kind {
             // Validated piece by piece, so `from_utf8` succeeds; it is repeated
             // (at memory speed) only to get a `&str` without `unsafe`.
             Some(DataKind::Text) => match std::str::from_utf8(&self.message) {
@@ -345,8 +429,34 @@ impl Assembly {
                 Err(_) => Message::Binary(&self.message),
             },
             _ => Message::Binary(&self.message),
-        }
+        })
     }
+}
+
+/// The RSV1 bit of [`FrameHeader::rsv`]: the message is compressed.
+const RSV1: u8 = 0b100;
+
+/// Inflate a whole compressed message, at most `max` bytes, and check a
+/// text message's UTF-8.
+fn inflate<'a>(
+    inflater: Option<&'a mut Inflater>,
+    payload: &[u8],
+    text: bool,
+    max: u64,
+) -> Result<Message<'a>, ProtocolError> {
+    let Some(inflater) = inflater else {
+        return Err(ProtocolError::ReservedBits);
+    };
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+    let data = inflater.inflate(payload, max).map_err(|e| match e {
+        InflateError::TooBig => ProtocolError::MessageTooLarge,
+        InflateError::Corrupt => ProtocolError::BadCompressedData,
+    })?;
+    if text {
+        let text = std::str::from_utf8(data).map_err(|_| ProtocolError::InvalidUtf8)?;
+        return Ok(Message::Text(text));
+    }
+    Ok(Message::Binary(data))
 }
 
 /// Decode a control frame once it is whole (it is at most 139 bytes).

@@ -43,16 +43,24 @@ pub enum ProtocolError {
     InvalidCloseCode(u16),
     /// A data frame after the peer's close frame (§5.5.1).
     DataAfterClose,
+    /// A compressed message (permessage-deflate, RFC 7692) that is not
+    /// valid DEFLATE data: closed 1007, as payload data inconsistent with
+    /// the message.
+    BadCompressedData,
+    /// RSV1 (compressed) on a continuation or control frame: only a
+    /// message's first frame says it is compressed (RFC 7692 §6).
+    MisplacedCompressionBit,
 }
 
 impl ProtocolError {
     /// The close code to send to the peer for this error (§7.4.1).
     ///
-    /// 1002 for protocol violations, 1007 for invalid UTF-8, 1009 for sizes over
+    /// 1002 for protocol violations, 1007 for invalid UTF-8 or compressed
+    /// data, 1009 for sizes over
     /// a limit, 1008 (policy) for too many fragments.
     pub fn close_code(&self) -> u16 {
         match self {
-            ProtocolError::InvalidUtf8 => 1007,
+            ProtocolError::InvalidUtf8 | ProtocolError::BadCompressedData => 1007,
             ProtocolError::FrameTooLarge | ProtocolError::MessageTooLarge => 1009,
             ProtocolError::TooManyFragments => 1008,
             _ => 1002,
@@ -78,6 +86,8 @@ impl ProtocolError {
             ProtocolError::InvalidClosePayload => "close payload of one byte",
             ProtocolError::InvalidCloseCode(_) => "invalid close code",
             ProtocolError::DataAfterClose => "frame after close",
+            ProtocolError::BadCompressedData => "invalid compressed data",
+            ProtocolError::MisplacedCompressionBit => "RSV1 on a continuation or control frame",
         }
     }
 }

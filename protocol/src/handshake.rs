@@ -16,6 +16,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
+use crate::deflate::{negotiate, Agreement, DeflatePolicy};
 use crate::error::HandshakeError;
 
 /// The GUID appended to the key before hashing (§1.3).
@@ -175,6 +176,9 @@ pub struct UpgradePolicy {
     /// Subprotocols the server speaks; the first one the client offers (in the
     /// client's order) is chosen. Empty: none is negotiated.
     pub protocols: Vec<String>,
+    /// permessage-deflate (RFC 7692) on these terms, when the client offers
+    /// it; `None`: never negotiated.
+    pub deflate: Option<DeflatePolicy>,
 }
 
 /// A validated upgrade: what goes into the 101 response.
@@ -184,6 +188,9 @@ pub struct Accept {
     pub accept_key: String,
     /// The chosen subprotocol, if any.
     pub protocol: Option<String>,
+    /// permessage-deflate as agreed, if the client offered it and the
+    /// policy allows it (answered in `Sec-WebSocket-Extensions`).
+    pub deflate: Option<Agreement>,
 }
 
 /// Validate a WebSocket upgrade request (§4.2.1): GET, HTTP/1.1, exactly one
@@ -226,9 +233,17 @@ pub fn validate_upgrade(req: &Request, policy: &UpgradePolicy) -> Result<Accept,
             return Err(HandshakeError::OriginNotAllowed);
         }
     }
+    let deflate = policy.deflate.as_ref().and_then(|deflate| {
+        let offers: Vec<&str> = req
+            .headers_named("sec-websocket-extensions")
+            .filter_map(|v| std::str::from_utf8(v).ok())
+            .collect();
+        negotiate(&offers, deflate)
+    });
     Ok(Accept {
         accept_key: accept_key(key),
         protocol: choose_protocol(req, &policy.protocols),
+        deflate,
     })
 }
 
@@ -259,6 +274,10 @@ pub fn write_accept_response(out: &mut Vec<u8>, accept: &Accept) {
     if let Some(protocol) = &accept.protocol {
         out.extend_from_slice(b"\r\nSec-WebSocket-Protocol: ");
         out.extend_from_slice(protocol.as_bytes());
+    }
+    if let Some(deflate) = &accept.deflate {
+        out.extend_from_slice(b"\r\nSec-WebSocket-Extensions: ");
+        out.extend_from_slice(deflate.response.as_bytes());
     }
     out.extend_from_slice(b"\r\n\r\n");
 }

@@ -172,7 +172,7 @@ pub(crate) mod flag {
         type Value = bool;
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a boolean (as a string: true/false, 1/0 or yes/no)")
+            f.write_str("a boolean (as a string: true/false, 1/0, yes/no or on/off)")
         }
 
         fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
@@ -350,11 +350,11 @@ pub(crate) fn parse_size(text: &str) -> Option<u64> {
     number.parse::<u64>().ok()?.checked_mul(scale)
 }
 
-/// `true`/`false`, `1`/`0`, `yes`/`no`, any case.
+/// `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`, any case.
 pub(crate) fn parse_bool(text: &str) -> Option<bool> {
     match text.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" => Some(true),
-        "false" | "0" | "no" => Some(false),
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
         _ => None,
     }
 }

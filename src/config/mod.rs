@@ -29,6 +29,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use gmws_protocol::deflate::DeflatePolicy;
 use gmws_protocol::handshake::{HeadLimits, UpgradePolicy};
 use gmws_protocol::Limits;
 use serde::{Deserialize, Serialize};
@@ -88,6 +89,21 @@ pub struct Config {
     /// Most frames per message, empty ones included (default 1024); more: close 1008.
     #[serde(with = "format::count")]
     pub max_fragments: u32,
+    /// Answer a client's permessage-deflate offer (RFC 7692; default on):
+    /// messages of at least `compression_min_size` bytes are then sent
+    /// compressed, and compressed messages from the client are inflated
+    /// (bounded by `max_message_size`). The server never keeps compression
+    /// context between messages (it answers `server_no_context_takeover`
+    /// and `client_no_context_takeover`), so no zlib state sits on a socket:
+    /// one compressor and one inflater per loop serve every socket, and a
+    /// broadcast is compressed once.
+    #[serde(with = "format::flag")]
+    pub compression: bool,
+    /// Messages smaller than this go uncompressed even on a connection that
+    /// negotiated compression (default 256 bytes: below it DEFLATE saves a
+    /// few bytes at the price of a zlib call).
+    #[serde(with = "format::size")]
+    pub compression_min_size: usize,
     /// Largest HTTP request head in bytes (default 8 KiB); larger: 431.
     #[serde(with = "format::size")]
     pub max_request_head: usize,
@@ -244,6 +260,8 @@ impl Default for Config {
             max_message_size: 1 << 20,
             max_frame_size: 1 << 20,
             max_fragments: 1024,
+            compression: true,
+            compression_min_size: 256,
             max_request_head: 8 * 1024,
             max_request_headers: 64,
             max_http_body: 1 << 20,
@@ -300,6 +318,8 @@ impl std::fmt::Debug for Config {
             .field("max_message_size", &self.max_message_size)
             .field("max_frame_size", &self.max_frame_size)
             .field("max_fragments", &self.max_fragments)
+            .field("compression", &self.compression)
+            .field("compression_min_size", &self.compression_min_size)
             .field("max_request_head", &self.max_request_head)
             .field("max_request_headers", &self.max_request_headers)
             .field("max_http_body", &self.max_http_body)
@@ -604,6 +624,7 @@ impl Config {
         UpgradePolicy {
             allowed_origins: self.allowed_origins.clone(),
             protocols: self.protocols.clone(),
+            deflate: self.compression.then(DeflatePolicy::default),
         }
     }
 }
@@ -828,7 +849,7 @@ mod tests {
     #[test]
     fn debug_and_secrets_cover_every_key() {
         let table = serialized(&Config::default());
-        assert_eq!(table.len(), 47);
+        assert_eq!(table.len(), 49);
         let debug = format!("{:?}", Config::default());
         for key in table.keys() {
             assert!(debug.contains(&format!(" {key}: ")), "Debug lacks {key}");

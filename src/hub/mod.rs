@@ -159,6 +159,8 @@ pub struct Hub {
     pub(crate) job_requests: Vec<crate::scheduler::Fire>,
     /// Reused buffer for encoding a frame once before fan-out.
     frame_scratch: Vec<u8>,
+    /// permessage-deflate's compressors for this loop's sockets.
+    pub(crate) compression: crate::compression::Compression,
     /// Emptied output buffers and queue states, lent to the next sender.
     pub(crate) pool: Pool,
     /// Buffered bytes, held against `max_buffer_memory` (the bus's gauge:
@@ -182,6 +184,10 @@ impl Hub {
             scheduler_timer: None,
             job_requests: Vec::new(),
             frame_scratch: Vec::new(),
+            compression: crate::compression::Compression::new(
+                config.compression,
+                config.compression_min_size,
+            ),
             pool: Pool::new(),
             gauge: bus.gauge.clone(),
             bus,

@@ -10,6 +10,7 @@ use gmws_protocol::{CloseCode, OpCode};
 use super::{Hub, HubError, SendError};
 use crate::bus::Command;
 use crate::close::CloseReason;
+use crate::compression::Outgoing;
 use crate::connection::Dirty;
 use crate::outqueue::SharedFrame;
 use crate::socket_id::SocketId;
@@ -17,6 +18,9 @@ use crate::socket_id::SocketId;
 /// Messages at least this large, sent to a socket with nothing queued, are
 /// written at once instead of copied into its queue.
 const DIRECT_WRITE_MIN: usize = 16 * 1024;
+
+/// [`FrameHeader::rsv`] of a compressed message (RFC 7692 §6).
+const RSV1: u8 = 0b100;
 
 /// What one delivery costs the turn's fan-out budget beyond its bytes (the
 /// queue entry, the write it adds).
@@ -107,9 +111,18 @@ impl Hub {
             self.metrics.messages_out += 1;
             self.metrics.bytes_out += payload.len() as u64;
         }
+        let compressed = self
+            .compression
+            .applies(opcode, payload.len(), conn.deflate);
+        let payload = if compressed {
+            self.metrics.messages_compressed += 1;
+            self.compression.compress(conn.deflate, payload)
+        } else {
+            payload
+        };
         let header = FrameHeader {
             fin: true,
-            rsv: 0,
+            rsv: if compressed { RSV1 } else { 0 },
             opcode,
             mask: None,
             payload_len: payload.len() as u64,
@@ -280,14 +293,15 @@ impl Hub {
         }
     }
 
-    /// Encode `payload` once as a shared frame.
-    pub(crate) fn shared_frame(&mut self, opcode: OpCode, payload: &[u8]) -> SharedFrame {
+    /// Encode `payload` once as a shared frame, compressed later (once per
+    /// window size) for the recipients that negotiated compression.
+    pub(crate) fn shared_frame(&mut self, opcode: OpCode, payload: &[u8]) -> Outgoing {
         let mut frame = std::mem::take(&mut self.frame_scratch);
         frame.clear();
         gmws_protocol::encoder::encode_frame(&mut frame, opcode, true, payload, None);
         let shared = SharedFrame::new(frame.clone(), &self.gauge);
         self.frame_scratch = frame;
-        shared
+        Outgoing::new(shared, self.compression.may_apply(payload.len()))
     }
 
     /// Count `deliveries` of a `len`-byte frame against the turn's fan-out budget.

@@ -11,7 +11,7 @@ use gmws_protocol::OpCode;
 use super::payload::Payload;
 use super::Hub;
 use crate::bus::{Command, Target, View};
-use crate::outqueue::SharedFrame;
+use crate::compression::Outgoing;
 use crate::socket_id::SocketId;
 
 /// Who a send reaches: see [`Hub::audience`].
@@ -119,19 +119,26 @@ impl Hub {
         delivered
     }
 
-    /// Queue `frame` (of a `payload_len`-byte message) to each of this loop's
-    /// `targets` that is online; returns how many.
+    /// Queue `frame` (of a `payload_len`-byte message; compressed for the
+    /// sockets that negotiated it) to each of this loop's `targets` that is
+    /// online; returns how many.
     pub(crate) fn fan_out_frame(
         &mut self,
         targets: &[SocketId],
-        frame: &SharedFrame,
+        frame: &Outgoing,
         payload_len: usize,
     ) -> usize {
-        self.spend_fanout(targets.len(), frame.len());
+        self.spend_fanout(targets.len(), frame.plain().len());
         let mut delivered = 0;
         for &id in targets {
             if let Some(key) = self.online_key(id) {
-                delivered += usize::from(self.queue_shared(key, frame, payload_len));
+                let window = self.conns.get(key).map_or(0, |c| c.deflate);
+                let shared =
+                    frame.frame_for(window, payload_len, &mut self.compression, &self.gauge);
+                if !std::ptr::eq(shared, frame.plain()) {
+                    self.metrics.messages_compressed += 1;
+                }
+                delivered += usize::from(self.queue_shared(key, shared, payload_len));
             }
         }
         delivered
@@ -286,7 +293,7 @@ impl Hub {
     }
 
     /// Apply a frame another loop posted: queue it to this loop's recipients.
-    pub(crate) fn apply_send(&mut self, target: Target, frame: &SharedFrame, payload_len: usize) {
+    pub(crate) fn apply_send(&mut self, target: Target, frame: &Outgoing, payload_len: usize) {
         let targets: Vec<SocketId> = match target {
             Target::Socket(id) => vec![id],
             Target::Client(client) => self.clients.get(&client).cloned().unwrap_or_default(),

@@ -4,6 +4,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use gmws_protocol::decoder::{Decoder, Message, Role};
+use gmws_protocol::deflate::Inflater;
 use gmws_protocol::encoder::{encode_close, encode_empty_close};
 use gmws_protocol::{CloseCode, OpCode};
 
@@ -20,6 +21,7 @@ use crate::socket_id::SocketId;
 pub(super) fn dispatch_frames<H: Handler>(
     hub: &mut Hub,
     handler: &mut H,
+    inflater: &mut Inflater,
     key: usize,
     data: &mut [u8],
 ) -> usize {
@@ -29,6 +31,7 @@ pub(super) fn dispatch_frames<H: Handler>(
     let id = conn.id;
     let limits = conn.decoder.limits();
     let mut decoder = std::mem::replace(&mut conn.decoder, Decoder::new(Role::Server, limits));
+    let compression = decoder.compression();
     let mut pos = 0;
     loop {
         match hub.conn(id) {
@@ -38,7 +41,12 @@ pub(super) fn dispatch_frames<H: Handler>(
         if hub.turn_exhausted() {
             break;
         }
-        match decoder.decode(&mut data[pos..]) {
+        let decoded = if compression {
+            decoder.decode_inflating(&mut data[pos..], inflater)
+        } else {
+            decoder.decode(&mut data[pos..])
+        };
+        match decoded {
             Ok((n, Some(message))) => {
                 pos += n;
                 dispatch(hub, handler, key, id, message);

@@ -26,6 +26,7 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use gmws_protocol::deflate::Inflater;
 use gmws_protocol::handshake::{HeadLimits, UpgradePolicy};
 use gmws_protocol::{CloseCode, Limits};
 use mio::net::TcpListener;
@@ -71,6 +72,9 @@ pub(crate) struct Loop<H: Handler> {
     /// loop accepts its own connections: one loop, no acceptor).
     pub(super) admission: Admission,
     pub(super) read_buf: Vec<u8>,
+    /// Inflates compressed messages of every socket of this loop (clients
+    /// keep no context between messages: `client_no_context_takeover`).
+    pub(super) inflater: Inflater,
     /// Connections to serve first next turn (read or fan-out budget spent, or
     /// a paused HTTP connection whose responses went out).
     pub(super) read_again: Vec<usize>,
@@ -122,6 +126,7 @@ impl<H: Handler> Loop<H> {
             admission: Admission::new(&config),
             config: Config::clone(&config),
             read_buf: vec![0; RESERVE + READ_CHUNK],
+            inflater: Inflater::new(),
             read_again: Vec::new(),
             starved: Vec::new(),
             accept_paused: false,

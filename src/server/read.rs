@@ -122,6 +122,7 @@ impl<H: Handler> Loop<H> {
                     let consumed = dispatch_frames(
                         &mut self.hub,
                         &mut self.handler,
+                        &mut self.inflater,
                         key,
                         &mut self.read_buf[start..end],
                     );
@@ -169,7 +170,13 @@ impl<H: Handler> Loop<H> {
             return;
         };
         let mut data = std::mem::take(&mut conn.input);
-        let consumed = dispatch_frames(&mut self.hub, &mut self.handler, key, &mut data);
+        let consumed = dispatch_frames(
+            &mut self.hub,
+            &mut self.handler,
+            &mut self.inflater,
+            key,
+            &mut data,
+        );
         if let Some(conn) = self.hub.conns.get_mut(key) {
             if conn.state.decodes_input() && consumed < data.len() {
                 data.drain(..consumed);
@@ -285,6 +292,10 @@ impl<H: Handler> Loop<H> {
             accept.protocol = protocol;
         }
         if let Some(conn) = self.hub.conns.get_mut(key) {
+            if let Some(deflate) = &accept.deflate {
+                conn.deflate = deflate.params.server_max_window_bits;
+                conn.decoder.set_compression(true);
+            }
             conn.input.drain(..head_len);
             if conn.input.is_empty() {
                 // An open socket keeps no buffer of the request head.

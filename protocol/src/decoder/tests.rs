@@ -470,3 +470,183 @@ proptest! {
 fn an_idle_decoder_is_small() {
     assert!(std::mem::size_of::<Decoder>() <= 40);
 }
+
+mod compressed {
+    //! Messages compressed with permessage-deflate (RSV1 on the first frame).
+    use super::*;
+    use crate::deflate::{Compressor, Inflater};
+
+    fn deflated(message: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        Compressor::new(15, true).compress(message, &mut out);
+        out
+    }
+
+    /// `payload` cut into frames of `piece` bytes, RSV1 on the first.
+    fn frames(opcode: OpCode, payload: &[u8], piece: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        let pieces: Vec<&[u8]> = payload.chunks(piece.max(1)).collect();
+        let last = pieces.len().saturating_sub(1);
+        for (i, p) in pieces.iter().enumerate() {
+            let op = if i == 0 { opcode } else { OpCode::Continuation };
+            let start = out.len();
+            encode_frame(&mut out, op, i == last, p, Some(KEY));
+            if i == 0 {
+                out[start] |= 0x40;
+            }
+        }
+        out
+    }
+
+    fn decoder(limits: Limits) -> Decoder {
+        let mut d = Decoder::new(Role::Server, limits);
+        d.set_compression(true);
+        d
+    }
+
+    /// Decode all of `input`, cut into reads of `read` bytes.
+    fn decode_all(
+        d: &mut Decoder,
+        inflater: &mut Inflater,
+        input: &[u8],
+        read: usize,
+    ) -> Result<Vec<Owned>, ProtocolError> {
+        let mut out = Vec::new();
+        let mut pending = Vec::new();
+        for chunk in input.chunks(read.max(1)) {
+            pending.extend_from_slice(chunk);
+            let mut pos = 0;
+            loop {
+                match d.decode_inflating(&mut pending[pos..], inflater)? {
+                    (0, None) => break,
+                    (n, m) => {
+                        pos += n;
+                        if let Some(m) = m {
+                            out.push(own(m));
+                        }
+                    }
+                }
+            }
+            pending.drain(..pos);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn whole_fragmented_and_split_messages_inflate() {
+        let text = "permessage-deflate ".repeat(300);
+        let wire = deflated(text.as_bytes());
+        for (piece, read) in [
+            (wire.len(), 1 << 20),
+            (wire.len(), 7),
+            (10, 1 << 20),
+            (3, 5),
+        ] {
+            let mut input = frames(OpCode::Text, &wire, piece);
+            input.extend(frames(OpCode::Binary, &deflated(b"\x00\x01\x02"), 100));
+            input.extend(frame(OpCode::Text, true, b"plain"));
+            let got = decode_all(
+                &mut decoder(Limits::default()),
+                &mut Inflater::new(),
+                &input,
+                read,
+            );
+            assert_eq!(
+                got.unwrap(),
+                vec![
+                    Owned::Text(text.clone()),
+                    Owned::Binary(vec![0, 1, 2]),
+                    Owned::Text("plain".into())
+                ],
+                "piece {piece}, read {read}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_compressed_message_is_empty() {
+        let input = frames(OpCode::Text, &deflated(b""), 10);
+        let got = decode_all(
+            &mut decoder(Limits::default()),
+            &mut Inflater::new(),
+            &input,
+            100,
+        );
+        assert_eq!(got.unwrap(), vec![Owned::Text(String::new())]);
+    }
+
+    #[test]
+    fn inflating_past_the_message_limit_is_1009() {
+        // 64 KiB of zeros compress to a few dozen bytes: far under the frame
+        // limit, far over the message limit once inflated.
+        let input = frames(OpCode::Binary, &deflated(&[0u8; 65536]), 1 << 20);
+        let limits = Limits::new(1 << 20, 1000, 16);
+        let err = decode_all(&mut decoder(limits), &mut Inflater::new(), &input, 1 << 20);
+        assert_eq!(err.unwrap_err(), ProtocolError::MessageTooLarge);
+        assert_eq!(ProtocolError::MessageTooLarge.close_code(), 1009);
+    }
+
+    #[test]
+    fn invalid_utf8_once_inflated_is_1007() {
+        let input = frames(OpCode::Text, &deflated(&[b'a', 0xff, b'b']), 1 << 20);
+        let err = decode_all(
+            &mut decoder(Limits::default()),
+            &mut Inflater::new(),
+            &input,
+            1 << 20,
+        );
+        assert_eq!(err.unwrap_err(), ProtocolError::InvalidUtf8);
+    }
+
+    #[test]
+    fn corrupt_deflate_data_is_1007() {
+        // Block type 3 is reserved in DEFLATE.
+        let input = frames(OpCode::Binary, &[0xff, 0xff, 0xff], 1 << 20);
+        let err = decode_all(
+            &mut decoder(Limits::default()),
+            &mut Inflater::new(),
+            &input,
+            1 << 20,
+        );
+        assert_eq!(err.unwrap_err(), ProtocolError::BadCompressedData);
+        assert_eq!(ProtocolError::BadCompressedData.close_code(), 1007);
+    }
+
+    #[test]
+    fn rsv1_on_a_continuation_or_control_frame_is_refused() {
+        let mut cont = frame(OpCode::Text, false, b"a");
+        let at = cont.len();
+        cont.extend(frame(OpCode::Continuation, true, b"b"));
+        cont[at] |= 0x40;
+        let mut ping = frame(OpCode::Ping, true, b"p");
+        ping[0] |= 0x40;
+        for input in [cont, ping] {
+            let err = decode_all(
+                &mut decoder(Limits::default()),
+                &mut Inflater::new(),
+                &input,
+                100,
+            );
+            assert_eq!(err.unwrap_err(), ProtocolError::MisplacedCompressionBit);
+        }
+    }
+
+    #[test]
+    fn rsv1_without_negotiation_or_inflater_is_refused() {
+        let input = frames(OpCode::Text, &deflated(b"x"), 100);
+        let plain = decode_all(&mut server(), &mut Inflater::new(), &input, 100);
+        assert_eq!(plain.unwrap_err(), ProtocolError::ReservedBits);
+        let mut d = decoder(Limits::default());
+        let mut buf = input.clone();
+        assert_eq!(d.decode(&mut buf).unwrap_err(), ProtocolError::ReservedBits);
+        let mut rsv2 = frame(OpCode::Text, true, b"x");
+        rsv2[0] |= 0x20;
+        let err = decode_all(
+            &mut decoder(Limits::default()),
+            &mut Inflater::new(),
+            &rsv2,
+            100,
+        );
+        assert_eq!(err.unwrap_err(), ProtocolError::ReservedBits);
+    }
+}

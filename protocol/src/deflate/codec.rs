@@ -178,6 +178,54 @@ impl Decompressor {
     }
 }
 
+/// What a decoder inflates compressed messages with
+/// ([`Decoder::decode_inflating`](crate::decoder::Decoder::decode_inflating)):
+/// an inflater that starts every message afresh and the buffer the inflated
+/// message is handed out from. One serves every connection of a loop whose
+/// clients were told `client_no_context_takeover`.
+#[derive(Debug)]
+pub struct Inflater {
+    decompressor: Decompressor,
+    out: Vec<u8>,
+}
+
+impl Default for Inflater {
+    fn default() -> Self {
+        Inflater::new()
+    }
+}
+
+/// Inflated-message buffers larger than this are freed after use rather
+/// than kept for the next message.
+const KEEP_OUT_CAPACITY: usize = 64 * 1024;
+
+impl Inflater {
+    /// An inflater for peers compressing with any window (up to 15 bits)
+    /// and no context takeover.
+    pub fn new() -> Inflater {
+        Inflater {
+            decompressor: Decompressor::new(15, true),
+            out: Vec::new(),
+        }
+    }
+
+    /// Inflate `payload` (one whole compressed message) into the inflater's
+    /// buffer, at most `max` bytes, and return the inflated message.
+    pub fn inflate(&mut self, payload: &[u8], max: usize) -> Result<&[u8], InflateError> {
+        if self.out.capacity() > KEEP_OUT_CAPACITY {
+            self.out = Vec::new();
+        }
+        self.out.clear();
+        self.decompressor.inflate(payload, max, &mut self.out)?;
+        Ok(&self.out)
+    }
+
+    /// Bytes of buffer held between messages.
+    pub fn buffered(&self) -> usize {
+        self.out.capacity()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,7 +25,7 @@
 pub mod codec;
 pub mod negotiation;
 
-pub use codec::{Compressor, Decompressor, InflateError};
+pub use codec::{Compressor, Decompressor, InflateError, Inflater};
 pub use negotiation::{negotiate, Agreement, DeflateParams, DeflatePolicy};
 
 /// The extension's registered name.

@@ -121,10 +121,9 @@ fn accept(offer: &Offer, policy: &DeflatePolicy) -> Option<Agreement> {
     // client_no_context_takeover: a server may always answer it (§7.1.1.2).
     let client_no_context_takeover = !policy.client_context_takeover;
     // zlib cannot compress with a 256-byte window (it silently uses 512):
-    // an offer that limits the server to 8 bits is declined.
-    if offer.server_max_window_bits == Some(8) {
-        return None;
-    }
+    // an offer that limits the server to 8 bits is accepted, and the server
+    // then sends that connection's messages uncompressed (RSV1 clear), which
+    // a sender may always do (§6); what the client sends is still inflated.
     let server_max_window_bits = match offer.server_max_window_bits {
         // §7.1.2.1: the server uses at most the offered window, and says so.
         Some(n) => n.min(policy.server_max_window_bits),
@@ -285,7 +284,6 @@ mod tests {
         for bad in [
             "permessage-deflate; server_max_window_bits",
             "permessage-deflate; server_max_window_bits=7",
-            "permessage-deflate; server_max_window_bits=8",
             "permessage-deflate; server_max_window_bits=16",
             "permessage-deflate; server_max_window_bits=010",
             "permessage-deflate; client_max_window_bits=abc",
@@ -304,6 +302,15 @@ mod tests {
         ])
         .unwrap();
         assert!(a.ends_with("client_max_window_bits=9"), "{a}");
+        // An 8-bit server window is accepted (the server then sends
+        // uncompressed: zlib has no 256-byte window).
+        let a = negotiate(
+            &["permessage-deflate; server_max_window_bits=8"],
+            &DeflatePolicy::default(),
+        )
+        .unwrap();
+        assert_eq!(a.params.server_max_window_bits, 8);
+        assert!(a.response.ends_with("server_max_window_bits=8"));
         // Commas inside quotes do not split extensions.
         assert_eq!(split_outside_quotes("a; b=\"x,y\", c", ',').len(), 2);
     }

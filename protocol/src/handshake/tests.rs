@@ -174,6 +174,7 @@ fn origin_policy_and_subprotocols() {
     let policy = UpgradePolicy {
         allowed_origins: vec!["http://example.com".into()],
         protocols: vec!["superchat".into(), "chat".into()],
+        deflate: None,
     };
     let accept = validate_upgrade(&parse(GOOD), &policy).unwrap();
     // The client's order decides among protocols both sides speak.
@@ -365,4 +366,34 @@ fn client_request_refuses_what_would_break_the_head() {
         .unwrap()
         .unwrap();
     assert_eq!(parsed.path, "/a/b?c=d&e=%20");
+}
+
+#[test]
+fn permessage_deflate_is_answered_when_the_policy_allows_it() {
+    let offer = GOOD.replace(
+        "\r\n\r\n",
+        "\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n",
+    );
+    let policy = UpgradePolicy {
+        deflate: Some(crate::deflate::DeflatePolicy::default()),
+        ..Default::default()
+    };
+    let accept = validate_upgrade(&parse(&offer), &policy).unwrap();
+    let agreed = accept.deflate.clone().unwrap();
+    assert!(agreed.params.client_no_context_takeover);
+    let mut response = Vec::new();
+    write_accept_response(&mut response, &accept);
+    let text = String::from_utf8(response).unwrap();
+    assert!(
+        text.contains(&format!(
+            "\r\nSec-WebSocket-Extensions: {}\r\n",
+            agreed.response
+        )),
+        "{text}"
+    );
+    // Off in the policy, or not offered: nothing is answered.
+    let off = validate_upgrade(&parse(&offer), &UpgradePolicy::default()).unwrap();
+    assert_eq!(off.deflate, None);
+    let none = validate_upgrade(&parse(GOOD), &policy).unwrap();
+    assert_eq!(none.deflate, None);
 }

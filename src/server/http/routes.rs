@@ -179,6 +179,13 @@ pub fn metrics(hub: &Hub) -> Response {
         m.messages_out,
     );
     metric(
+        "messages_compressed_total",
+        "counter",
+        "Data messages queued compressed (permessage-deflate).",
+        m.messages_compressed,
+    );
+
+    metric(
         "bytes_in_total",
         "counter",
         "Payload bytes received.",
