@@ -128,6 +128,10 @@ impl Conn {
         self.ever_up = true;
     }
 
+    pub(crate) fn is_up(&self) -> bool {
+        self.phase == Phase::Up
+    }
+
     pub(crate) fn is_down(&self) -> bool {
         matches!(self.phase, Phase::Down { .. })
     }

@@ -56,6 +56,11 @@ impl<T> Pipeline<T> {
         self.entries.front_mut()
     }
 
+    /// Every entry, front first.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Entry<T>> + '_ {
+        self.entries.iter_mut()
+    }
+
     /// The earliest deadline.
     pub(crate) fn deadline(&self) -> Option<Instant> {
         self.entries.front().map(|e| e.deadline)

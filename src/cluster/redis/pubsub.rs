@@ -158,6 +158,18 @@ impl Driver<PubSub> {
         for n in write_batches(verb, &refs, batch, self.conn.out()) {
             self.proto.pipeline.push(verb.expect(n), ctx.now, deadline);
         }
+        if !self.conn.is_up() {
+            // Still connecting: "up" must mean these are subscribed too, so
+            // a new PING after them becomes the one that announces it.
+            for entry in self.proto.pipeline.iter_mut() {
+                if let Expect::Pong { announce } = &mut entry.what {
+                    *announce = false;
+                }
+            }
+            encode_command(&["PING"], self.conn.out());
+            let pong = Expect::Pong { announce: true };
+            self.proto.pipeline.push(pong, ctx.now, deadline);
+        }
     }
 }
 
