@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gmws::cluster::redis::{
@@ -303,7 +304,18 @@ fn commands_and_a_thousand_pipelined_incrs() {
 #[test]
 fn publish_subscribe_round_trip() {
     let server = RedisServer::start(&[]);
-    let (redis, events) = start(&server.url(), options());
+    // The owner's mio loop is woken when events are posted.
+    let mut poll = mio::Poll::new().expect("poll");
+    let waker = mio::Waker::new(poll.registry(), mio::Token(7)).expect("waker");
+    let mut o = options();
+    o.events_waker = Some(Arc::new(waker));
+    let (redis, events) = start(&server.url(), o);
+    let mut woken = mio::Events::with_capacity(4);
+    poll.poll(&mut woken, Some(DEADLINE)).expect("poll");
+    assert!(
+        woken.iter().any(|e| e.token() == mio::Token(7)),
+        "not woken"
+    );
     redis.subscribe(["news", "sport"]).expect("subscribe");
     wait_both_up(&events);
 

@@ -177,3 +177,24 @@ pub(crate) fn answer(to: ReplyTo, result: Result<Reply, RedisError>, metrics: &R
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_callback_is_caught_and_counted() {
+        let metrics = RedisMetrics::default();
+        let to = ReplyTo::Callback(Box::new(|_| panic!("a user callback bug")));
+        answer(to, Ok(Reply::Nil), &metrics);
+        assert_eq!(metrics.snapshot().callback_panics, 1);
+    }
+
+    #[test]
+    fn a_failed_publish_is_counted() {
+        let metrics = RedisMetrics::default();
+        answer(ReplyTo::Publish, Ok(Reply::Integer(0)), &metrics);
+        answer(ReplyTo::Publish, Err(RedisError::Timeout), &metrics);
+        assert_eq!(metrics.snapshot().publish_failures, 1);
+    }
+}
