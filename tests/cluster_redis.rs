@@ -318,6 +318,8 @@ fn publish_subscribe_round_trip() {
     );
     redis.subscribe(["news", "sport"]).expect("subscribe");
     wait_both_up(&events);
+    wait_subscribers(&redis, "news", 1);
+    wait_subscribers(&redis, "sport", 1);
 
     let payload = b"binary \r\n\0 payload".to_vec();
     redis.publish(b"news", &payload).expect("publish");
