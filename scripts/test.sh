@@ -5,7 +5,8 @@
 #                            JavaScript client, fuzz smoke
 #   scripts/test.sh --quick  lint, unit + integration tests only
 #
-# Installs what it needs itself: cargo-fuzz (crates.io), Autobahn's wstest
+# Installs what it needs itself: redis-server (Debian's apt, for the Redis
+# client's tests), cargo-fuzz (crates.io), Autobahn's wstest
 # (scripts/wstest-install.sh: Python 2.7 from pyenv or Debian, packages from PyPI),
 # and for the JavaScript client Debian's chromium and npm packages
 # (scripts/js-test.sh; Node.js 20.10+ must be there).
@@ -22,6 +23,12 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "docs"
 RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --quiet
+
+step "redis-server (Debian's, for tests/cluster_redis.rs)"
+if ! command -v redis-server >/dev/null; then
+    sudo_=""; [ "$(id -u)" -ne 0 ] && sudo_="sudo"
+    $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq redis-server >/dev/null
+fi
 
 step "tests"
 cargo test --workspace

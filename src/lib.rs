@@ -45,6 +45,7 @@ pub mod auth;
 pub mod bench_support;
 mod bus;
 pub mod close;
+pub mod cluster;
 mod compression;
 pub mod config;
 pub mod connection;
