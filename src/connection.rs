@@ -280,8 +280,11 @@ pub struct Connection {
     pub writable_interest: bool,
     /// permessage-deflate: 0 when not negotiated, else the window (in bits)
     /// the server may compress with; 8 is negotiated but sent uncompressed
-    /// (zlib has no 256-byte window). See [`Connection::compress_window`].
+    /// (zlib has no 256-byte window).
     pub deflate: u8,
+    /// The TLS session, on a port with `tls_cert`/`tls_key` (boxed: a plain
+    /// connection pays one pointer for it).
+    pub tls: Option<Box<rustls::ServerConnection>>,
 }
 
 impl Connection {
@@ -303,6 +306,7 @@ impl Connection {
             missed_pongs: 0,
             dirty: Dirty::Clean,
             deflate: 0,
+            tls: None,
             read_again: false,
             writable_interest: false,
         }
@@ -311,6 +315,12 @@ impl Connection {
     /// Whether the WebSocket is open for application messages both ways.
     pub fn is_open(&self) -> bool {
         self.state.is_open()
+    }
+
+    /// Whether bytes wait to be written: in the queue, or encrypted and
+    /// held by the TLS session.
+    pub fn has_output(&self) -> bool {
+        !self.output.is_empty() || self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
     /// Bytes this connection owns: buffer capacity (shared frames in its
@@ -339,15 +349,16 @@ mod tests {
 
     /// Every open connection costs this much of the slab whether it is busy or
     /// idle (the README's memory per connection starts here): keep it small.
-    /// 192 bytes in release builds, where mio's `TcpStream` is the 4-byte
+    /// 200 bytes in release builds, where mio's `TcpStream` is the 4-byte
     /// descriptor; debug builds add mio's 8-byte selector check to it. (152
     /// before the write queue's inline buffer, 32 bytes that spare replies a
     /// boxed chunk list, and the peer's address, 18 bytes; 184 before the
     /// write queue's `first` slot, 8 bytes that spare a fan-out delivery the
-    /// kernel did not take at once a boxed chunk list.)
+    /// kernel did not take at once a boxed chunk list; 192 before the TLS
+    /// session's pointer.)
     #[test]
     fn connection_stays_compact() {
-        let budget = (188 + std::mem::size_of::<TcpStream>()).next_multiple_of(8);
+        let budget = (196 + std::mem::size_of::<TcpStream>()).next_multiple_of(8);
         let size = std::mem::size_of::<Connection>();
         assert!(size <= budget, "{size} > {budget}");
     }

@@ -13,6 +13,8 @@ use crate::config::ConfigError;
 pub enum BindError {
     /// [`Config::validate`](crate::Config::validate) refused the configuration.
     Config(ConfigError),
+    /// `tls_cert` or `tls_key` could not be loaded (the error names the file).
+    Tls(crate::tls::TlsError),
     /// A system call failed: what was being done, and the error.
     Io {
         /// The step that failed.
@@ -61,6 +63,7 @@ impl fmt::Display for BindError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BindError::Config(error) => write!(f, "invalid configuration: {error}"),
+            BindError::Tls(error) => write!(f, "TLS: {error}"),
             BindError::Io { step, error } => write!(f, "{step}: {error}"),
         }
     }
@@ -70,6 +73,7 @@ impl std::error::Error for BindError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             BindError::Config(error) => Some(error),
+            BindError::Tls(error) => Some(error),
             BindError::Io { error, .. } => Some(error),
         }
     }
@@ -87,7 +91,7 @@ impl From<ConfigError> for BindError {
 impl From<BindError> for io::Error {
     fn from(error: BindError) -> Self {
         let kind = match &error {
-            BindError::Config(_) => io::ErrorKind::InvalidInput,
+            BindError::Config(_) | BindError::Tls(_) => io::ErrorKind::InvalidInput,
             BindError::Io { error, .. } => error.kind(),
         };
         io::Error::new(kind, error)

@@ -65,6 +65,7 @@ mod socket_app;
 pub mod socket_id;
 pub mod timer;
 mod timer_handle;
+pub mod tls;
 pub mod upgrade;
 
 pub use bus::PostError;

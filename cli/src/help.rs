@@ -87,6 +87,8 @@ pub(crate) static KEYS: &[KeyHelp] = &[
     key!(max_message_size, Bytes, "Largest message; larger: close 1009."),
     key!(max_frame_size, Bytes, "Largest frame payload; larger: close 1009."),
     key!(max_fragments, Count, "Most frames per message, empty ones included; more: close 1008."),
+    key!(tls_cert, Text, "PEM certificate chain: with tls_key the port serves wss and https (reloaded on SIGHUP)."),
+    key!(tls_key, Text, "PEM private key for tls_cert."),
     key!(compression, Bool, "Answer permessage-deflate offers (no context takeover: no zlib state per socket)."),
     key!(compression_min_size, Bytes, "Smaller messages go uncompressed on a compressed connection."),
     key!(max_request_head, Bytes, "Largest HTTP request head; larger: 431."),

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use gmws::scheduler::JobSpec;
 use gmws::{Config, Gateway, Server};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::logger::StderrLogger;
@@ -66,19 +66,39 @@ fn serve(config: Config, jobs: &[JobSpec], warnings: &[String]) -> ExitCode {
         log::info!("{} scheduled job(s)", jobs.len());
     }
     let handle = server.shutdown_handle();
-    match Signals::new([SIGINT, SIGTERM]) {
+    let tls = server.tls();
+    match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(mut signals) => {
             std::thread::spawn(move || {
-                if let Some(signal) = signals.forever().next() {
-                    log::info!("signal {signal}: shutting down");
-                    handle.shutdown();
+                for signal in signals.forever() {
+                    if signal != SIGHUP {
+                        log::info!("signal {signal}: shutting down");
+                        handle.shutdown();
+                        return;
+                    }
+                    // SIGHUP: read the certificate and key again; new
+                    // connections get them, open ones are not touched.
+                    match &tls {
+                        Some(tls) => match tls.reload() {
+                            Ok(()) => log::info!("SIGHUP: TLS certificate and key reloaded"),
+                            Err(e) => log::error!(
+                                "SIGHUP: TLS reload failed, keeping the old certificate: {e}"
+                            ),
+                        },
+                        None => log::info!("SIGHUP: no TLS configured; nothing to reload"),
+                    }
                 }
             });
         }
         Err(e) => log::warn!("cannot install signal handlers: {e}"),
     }
+    let scheme = if server.tls().is_some() {
+        "https"
+    } else {
+        "http"
+    };
     log::info!(
-        "gmws listening on http://{} (demo page at /)",
+        "gmws listening on {scheme}://{} (demo page at /)",
         server.local_addr()
     );
     match server.run() {

@@ -89,6 +89,15 @@ pub struct Config {
     /// Most frames per message, empty ones included (default 1024); more: close 1008.
     #[serde(with = "format::count")]
     pub max_fragments: u32,
+    /// PEM file with the certificate chain (default unset). With `tls_key`,
+    /// every connection on `listen` is TLS (wss and https; TLS 1.2 and 1.3,
+    /// ALPN `http/1.1`); the files are read at start (a bad one is a
+    /// start-up error naming it) and again on SIGHUP.
+    #[serde(with = "format::opt_text")]
+    pub tls_cert: Option<String>,
+    /// PEM file with the private key for `tls_cert` (default unset).
+    #[serde(with = "format::opt_text")]
+    pub tls_key: Option<String>,
     /// Answer a client's permessage-deflate offer (RFC 7692; default on):
     /// messages of at least `compression_min_size` bytes are then sent
     /// compressed, and compressed messages from the client are inflated
@@ -260,6 +269,8 @@ impl Default for Config {
             max_message_size: 1 << 20,
             max_frame_size: 1 << 20,
             max_fragments: 1024,
+            tls_cert: None,
+            tls_key: None,
             compression: true,
             compression_min_size: 256,
             max_request_head: 8 * 1024,
@@ -318,6 +329,8 @@ impl std::fmt::Debug for Config {
             .field("max_message_size", &self.max_message_size)
             .field("max_frame_size", &self.max_frame_size)
             .field("max_fragments", &self.max_fragments)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .field("compression", &self.compression)
             .field("compression_min_size", &self.compression_min_size)
             .field("max_request_head", &self.max_request_head)
@@ -557,6 +570,13 @@ impl Config {
                 "client_fanout_burst",
                 "client_fanout_rate",
                 "client_fanout_burst must be at least 1 KiB when client_fanout_rate is set (above 0)".to_owned(),
+            ));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            problems.push(ConfigError::Conflict(
+                "tls_cert",
+                "tls_key",
+                "tls_cert and tls_key go together: set both (TLS) or neither".to_owned(),
             ));
         }
         for entry in &self.per_ip_exempt {
@@ -849,7 +869,7 @@ mod tests {
     #[test]
     fn debug_and_secrets_cover_every_key() {
         let table = serialized(&Config::default());
-        assert_eq!(table.len(), 49);
+        assert_eq!(table.len(), 51);
         let debug = format!("{:?}", Config::default());
         for key in table.keys() {
             assert!(debug.contains(&format!(" {key}: ")), "Debug lacks {key}");

@@ -14,6 +14,7 @@ use crate::compression::Outgoing;
 use crate::connection::Dirty;
 use crate::outqueue::SharedFrame;
 use crate::socket_id::SocketId;
+use crate::tls::Io;
 
 /// Messages at least this large, sent to a socket with nothing queued, are
 /// written at once instead of copied into its queue.
@@ -131,7 +132,12 @@ impl Hub {
         let head_len = header.encode_into(&mut head);
         let head = &head[..head_len];
         let mut written = 0;
-        if payload.len() >= DIRECT_WRITE_MIN && conn.output.is_empty() && conn.is_open() {
+        // (Not through TLS: what rustls keeps must be seen by the flush.)
+        if payload.len() >= DIRECT_WRITE_MIN
+            && conn.output.is_empty()
+            && conn.tls.is_none()
+            && conn.is_open()
+        {
             // A large message to an idle socket goes straight to the kernel
             // (header and payload in one writev), saving the copy into the
             // queue; only what the socket does not take is queued.
@@ -175,6 +181,7 @@ impl Hub {
             && self.dirty.is_empty()
             && self.dirty_fanout.is_empty()
             && conn.output.is_empty()
+            && conn.tls.is_none()
         {
             self.fanout_writes_left -= 1;
             // An error is left to the flush, which meets it again and drops
@@ -231,7 +238,8 @@ impl Hub {
         let Some(conn) = self.conns.get_mut(key) else {
             return false;
         };
-        let blocked = match conn.output.write_to(&mut conn.stream, &mut self.pool) {
+        let mut io = Io::new(&mut conn.stream, &mut conn.tls);
+        let blocked = match conn.output.write_to(&mut io, &mut self.pool) {
             Ok(_) => !conn.output.is_empty(),
             Err(e) => e.kind() == ErrorKind::WouldBlock,
         };

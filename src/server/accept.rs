@@ -99,9 +99,13 @@ impl<H: Handler> Loop<H> {
         // input does not turn into a reset that eats the answer.
         let mut sink = [0u8; 4096];
         let _ = stream.read(&mut sink);
-        let response =
-            format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        let _ = stream.write(response.as_bytes());
+        if self.tls.is_none() {
+            // (Through TLS there is no answer without a handshake: the
+            // connection is only closed.)
+            let response =
+                format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = stream.write(response.as_bytes());
+        }
         let _ = stream.shutdown(std::net::Shutdown::Write);
     }
 
@@ -124,10 +128,27 @@ impl<H: Handler> Loop<H> {
             Admission::release(&self.hub.bus, addr);
             return;
         }
+        let tls = match &self.tls {
+            Some(tls) => match tls.accept() {
+                Ok(session) => Some(Box::new(session)),
+                Err(e) => {
+                    log::warn!("TLS session for {addr}: {e}");
+                    let _ = self.poll.registry().deregister(&mut stream);
+                    Admission::release(&self.hub.bus, addr);
+                    return;
+                }
+            },
+            None => None,
+        };
         let decoder = Decoder::new(Role::Server, self.limits);
-        let key = self
-            .hub
-            .insert(|id| Connection::new(stream, id, addr, decoder), true);
+        let key = self.hub.insert(
+            |id| {
+                let mut conn = Connection::new(stream, id, addr, decoder);
+                conn.tls = tls;
+                conn
+            },
+            true,
+        );
         self.hub.arm_deadline(key, DeadlineKind::Handshake);
     }
 

@@ -43,6 +43,7 @@ use crate::connection::State;
 use crate::handler::Handler;
 use crate::http::router::{RouteError, Router};
 use crate::hub::{millis, Hub};
+use crate::tls::TlsConfig;
 
 /// What a loop is made on: its poll (where `WAKER` is registered), the
 /// listener if it accepts itself, its inbox, its index.
@@ -51,6 +52,7 @@ pub(crate) struct Seat {
     pub listener: Option<TcpListener>,
     pub inbox: Receiver<Command>,
     pub index: u8,
+    pub tls: Option<Arc<TlsConfig>>,
 }
 
 /// One event loop: its poll, its sockets (in its hub), its handler.
@@ -75,6 +77,8 @@ pub(crate) struct Loop<H: Handler> {
     /// Inflates compressed messages of every socket of this loop (clients
     /// keep no context between messages: `client_no_context_takeover`).
     pub(super) inflater: Inflater,
+    /// The port's TLS settings: every connection is TLS when set.
+    pub(super) tls: Option<Arc<TlsConfig>>,
     /// Connections to serve first next turn (read or fan-out budget spent, or
     /// a paused HTTP connection whose responses went out).
     pub(super) read_again: Vec<usize>,
@@ -107,6 +111,7 @@ impl<H: Handler> Loop<H> {
             listener,
             inbox,
             index,
+            tls,
         } = seat;
         let mut router = http::builtin_router();
         for (method, pattern, route) in routes {
@@ -127,6 +132,7 @@ impl<H: Handler> Loop<H> {
             config: Config::clone(&config),
             read_buf: vec![0; RESERVE + READ_CHUNK],
             inflater: Inflater::new(),
+            tls,
             read_again: Vec::new(),
             starved: Vec::new(),
             accept_paused: false,

@@ -31,6 +31,7 @@ use crate::http::router::{Method, RouteError};
 use crate::http::{HttpRequest, Response};
 use crate::hub::Hub;
 use crate::remote::Remote;
+use crate::tls::TlsConfig;
 
 pub(crate) use admission::Refusal;
 
@@ -108,6 +109,7 @@ pub struct Server<H: Handler> {
     config: Arc<Config>,
     bus: Arc<Bus>,
     local_addr: SocketAddr,
+    tls: Option<Arc<TlsConfig>>,
 }
 
 impl<H: Handler + 'static> Server<H> {
@@ -148,6 +150,12 @@ impl<H: Handler + 'static> Server<H> {
         factory: Option<Factory<H>>,
     ) -> Result<Server<H>, BindError> {
         config.validate()?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(Arc::new(
+                TlsConfig::load(cert, key).map_err(BindError::Tls)?,
+            )),
+            _ => None,
+        };
         let loops = loops.clamp(1, 256);
         let mut polls = Vec::with_capacity(loops);
         let mut wakers = Vec::with_capacity(loops);
@@ -193,6 +201,7 @@ impl<H: Handler + 'static> Server<H> {
             listener: main_listener,
             inbox: main_inbox,
             index: 0,
+            tls: tls.clone(),
         };
         let main = Loop::new(Arc::clone(&config), seat, Arc::clone(&bus), handler, &[]);
         let seeds = polls
@@ -209,7 +218,15 @@ impl<H: Handler + 'static> Server<H> {
             config,
             bus,
             local_addr,
+            tls,
         })
+    }
+
+    /// The port's TLS settings, when `tls_cert` and `tls_key` are set: call
+    /// [`TlsConfig::reload`] on it (from any thread) to read the files
+    /// again, e.g. on SIGHUP.
+    pub fn tls(&self) -> Option<Arc<TlsConfig>> {
+        self.tls.clone()
     }
 
     /// The address the listener is bound to (useful with port 0).
@@ -282,11 +299,12 @@ impl<H: Handler + 'static> Server<H> {
         if let (Some(factory), seeds) = (self.factory.clone(), std::mem::take(&mut self.seeds)) {
             for (i, seed) in seeds.into_iter().enumerate() {
                 let index = i + 1;
-                let (factory, config, bus, routes) = (
+                let (factory, config, bus, routes, tls) = (
                     Arc::clone(&factory),
                     Arc::clone(&self.config),
                     Arc::clone(&self.bus),
                     self.routes.clone(),
+                    self.tls.clone(),
                 );
                 let thread = std::thread::Builder::new()
                     .name(format!("gmws-loop-{index}"))
@@ -297,6 +315,7 @@ impl<H: Handler + 'static> Server<H> {
                             listener: None,
                             inbox: seed.inbox,
                             index: index as u8,
+                            tls,
                         };
                         let mut event_loop = Loop::new(config, seat, bus, handler, &routes);
                         event_loop.run()

@@ -19,6 +19,7 @@ use crate::connection::{Action, DeadlineKind, State};
 use crate::handler::Handler;
 use crate::http::Response;
 use crate::hub::TimerEvent;
+use crate::tls::Io;
 use crate::upgrade::{Upgrade, UpgradeRequest};
 
 /// Whether a short read proves the next arrival raises a new readiness edge
@@ -70,7 +71,13 @@ impl<H: Handler> Loop<H> {
             if matches!(conn.state, State::Http { .. }) && conn.output.len() > HTTP_OUTPUT_CAP {
                 return; // resumed once the responses are written (see flush)
             }
-            match conn.stream.read(&mut self.read_buf[RESERVE..]) {
+            let tls = conn.tls.is_some();
+            let read = Io::new(&mut conn.stream, &mut conn.tls).read(&mut self.read_buf[RESERVE..]);
+            if conn.tls.as_ref().is_some_and(|t| t.wants_write()) {
+                // Handshake records the kernel did not take yet.
+                self.hub.mark_dirty(key);
+            }
+            match read {
                 Ok(0) => return self.on_eof(key),
                 Ok(n) => {
                     self.on_data(key, n);
@@ -80,14 +87,17 @@ impl<H: Handler> Loop<H> {
                     if self.hub.gauge.total() > self.config.max_buffer_memory {
                         self.enforce_memory();
                     }
-                    if n < READ_CHUNK && !drain && SHORT_READ_ENDS_READINESS {
+                    // (Not through TLS: rustls may hold records it read.)
+                    if n < READ_CHUNK && !drain && !tls && SHORT_READ_ENDS_READINESS {
                         return;
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
-                    log::debug!("socket {}: read: {e}", conn.id);
+                    if let Some(conn) = self.hub.conns.get(key) {
+                        log::debug!("socket {}: read: {e}", conn.id);
+                    }
                     return self.drop_conn(key);
                 }
             }

@@ -11,6 +11,7 @@ use super::event_loop::Loop;
 use crate::close::CloseReason;
 use crate::connection::{Action, Dirty, State};
 use crate::handler::Handler;
+use crate::tls::Io;
 
 impl<H: Handler> Loop<H> {
     /// Flush what this turn queued: point-to-point output first, then the
@@ -46,12 +47,16 @@ impl<H: Handler> Loop<H> {
         let Some(conn) = self.hub.conns.get_mut(key) else {
             return;
         };
-        if conn.dirty == Dirty::Clean && conn.output.is_empty() {
+        if conn.dirty == Dirty::Clean && !conn.has_output() {
             return; // a writable edge with nothing waiting
         }
         conn.dirty = Dirty::Clean;
-        if !conn.output.is_empty() {
-            match conn.output.write_to(&mut conn.stream, &mut self.hub.pool) {
+        if conn.has_output() {
+            let mut io = Io::new(&mut conn.stream, &mut conn.tls);
+            let written = io
+                .flush_tls()
+                .and_then(|_| conn.output.write_to(&mut io, &mut self.hub.pool));
+            match written {
                 Ok(_) => {}
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
                 Err(e) => {
@@ -61,7 +66,7 @@ impl<H: Handler> Loop<H> {
             }
         }
         let registry = self.poll.registry();
-        if !conn.output.is_empty() {
+        if conn.has_output() {
             // The kernel took what it could: what waits now is backpressure.
             let over = conn.output.len() > self.config.max_backpressure;
             if !conn.writable_interest {
@@ -91,6 +96,7 @@ impl<H: Handler> Loop<H> {
         let resume_http = matches!(conn.state, State::Http { .. });
         match action {
             Action::ShutdownWrite => {
+                Io::new(&mut conn.stream, &mut conn.tls).close_notify();
                 let _ = conn.stream.shutdown(Shutdown::Write);
             }
             Action::Drop => return self.drop_conn(key),
