@@ -158,3 +158,126 @@ fn the_binary_runs_the_jobs_of_its_config_file() {
     assert!(text.contains("\"name\":\"tick\""), "{text}");
     assert!(text.contains("\"trigger\":\"interval: 50ms\""), "{text}");
 }
+
+#[test]
+fn a_missing_tls_file_is_a_start_up_error_naming_it() {
+    let out = gmws(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "/nonexistent/cert.pem",
+            "--tls-key",
+            "/nonexistent/key.pem",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("TLS: /nonexistent/cert.pem: "), "{stderr}");
+}
+
+/// A CA, and leaves for 127.0.0.1 it signs into `dir`'s cert.pem/key.pem.
+struct Ca {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl Ca {
+    fn new() -> Ca {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).expect("CA");
+        Ca { cert, key }
+    }
+
+    /// Write a new leaf; returns its DER.
+    fn issue(&self, dir: &std::path::Path) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .expect("params")
+            .signed_by(&key, &self.cert, &self.key)
+            .expect("leaf");
+        std::fs::write(dir.join("cert.pem"), leaf.pem()).expect("write cert");
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).expect("write key");
+        leaf.der().to_vec()
+    }
+
+    /// The certificate `port` presents in a TLS handshake.
+    fn presented(&self, port: u16) -> Option<Vec<u8>> {
+        use std::sync::Arc;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.cert.der().clone()).ok()?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .ok()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").ok()?;
+        let mut conn = rustls::ClientConnection::new(Arc::new(config), name).ok()?;
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .ok()?;
+        while conn.is_handshaking() {
+            conn.complete_io(&mut tcp).ok()?;
+        }
+        Some(conn.peer_certificates()?.first()?.to_vec())
+    }
+}
+
+#[test]
+fn sighup_reloads_the_certificate_for_new_connections() {
+    let dir = std::env::temp_dir().join(format!("gmws-sighup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let ca = Ca::new();
+    let first = ca.issue(&dir);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gmws"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--log-level",
+            "error",
+        ])
+        .args(["--tls-cert", cert.to_str().expect("path")])
+        .args(["--tls-key", key.to_str().expect("path")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn gmws");
+    let wait_for = |want: &[u8]| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if ca.presented(port).as_deref() == Some(want) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        false
+    };
+    let served_first = wait_for(&first);
+    let second = ca.issue(&dir);
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .expect("kill -HUP");
+    let served_second = wait_for(&second);
+    let alive = child.try_wait().ok().flatten().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(served_first, "the first certificate was served");
+    assert!(hup.success());
+    assert!(
+        served_second,
+        "after SIGHUP, new connections get the new certificate"
+    );
+    assert!(alive, "SIGHUP does not stop the server");
+}
