@@ -1,6 +1,7 @@
 //! The command line of `gmws load`: [`parse`] and [`usage`].
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::payload::PayloadKind;
@@ -92,6 +93,17 @@ pub struct LoadArgs {
     pub api_key: Option<String>,
     /// The gateway's `auth_secret`, to sign each `bind` token (default none).
     pub auth_secret: Option<String>,
+    /// Connect over TLS (wss) (default false; needs `tls_ca` or
+    /// `tls_insecure`).
+    pub tls: bool,
+    /// PEM file of the CA (or self-signed certificate) the server's
+    /// certificate is checked against (default none).
+    pub tls_ca: Option<PathBuf>,
+    /// Take any server certificate, for loopback benchmarks (default false).
+    pub tls_insecure: bool,
+    /// Offer permessage-deflate, require it, compress every message sent
+    /// (default false).
+    pub deflate: bool,
 }
 
 impl Default for LoadArgs {
@@ -116,6 +128,10 @@ impl Default for LoadArgs {
             rate: 0.0,
             api_key: None,
             auth_secret: None,
+            tls: false,
+            tls_ca: None,
+            tls_insecure: false,
+            deflate: false,
         }
     }
 }
@@ -126,7 +142,7 @@ const BROADCAST_SIZE: usize = 64;
 const MAX_SIZE: usize = 16 << 20;
 
 /// The flags that take a value.
-const VALUE_FLAGS: [&str; 17] = [
+const VALUE_FLAGS: [&str; 18] = [
     "--mode",
     "--target",
     "--path",
@@ -144,6 +160,7 @@ const VALUE_FLAGS: [&str; 17] = [
     "--rate",
     "--api-key",
     "--auth-secret",
+    "--tls-ca",
 ];
 
 /// What the command line asks for.
@@ -245,6 +262,13 @@ Flags (SECONDS may have a fraction; BYTES may end in KiB, MiB, KB, MB):
                          (default none: the gateway must run with api_trust_loopback)
   --auth-secret SECRET   broadcast: the gateway's auth_secret, to sign bind tokens
                          (default none: bind without a token)
+  --tls                  connect over TLS (wss; rustls, TLS 1.2 and 1.3); also implied
+                         by a wss:// target; needs --tls-ca or --tls-insecure
+  --tls-ca FILE          PEM file of the CA or self-signed certificate to trust
+  --tls-insecure         take any server certificate (loopback benchmarks only)
+  --deflate              offer permessage-deflate (Chrome's offer) and require it:
+                         every message sent is compressed, every compressed echo
+                         inflated; a server that declines counts deflate_declined
   -h, --help             print this help
 
 Every run is bounded in time: setup (each connection at most --timeout, all of them
@@ -310,11 +334,15 @@ pub fn parse(args: &[String]) -> Result<Parsed, ArgsError> {
         // Flags without a value.
         match flag {
             "--help" => return Ok(Parsed::Help),
-            "--text" | "--allow-remote" if inline.is_none() => {
-                if flag == "--text" {
-                    out.kind = PayloadKind::Text;
-                } else {
-                    out.allow_remote = true;
+            "--text" | "--allow-remote" | "--tls" | "--tls-insecure" | "--deflate"
+                if inline.is_none() =>
+            {
+                match flag {
+                    "--text" => out.kind = PayloadKind::Text,
+                    "--allow-remote" => out.allow_remote = true,
+                    "--tls" => out.tls = true,
+                    "--tls-insecure" => out.tls_insecure = true,
+                    _ => out.deflate = true,
                 }
                 continue;
             }
@@ -345,6 +373,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, ArgsError> {
             }
             "--target" => {
                 let (target, path) = split_target(value).ok_or_else(|| bad("HOST:PORT"))?;
+                out.tls |= value.starts_with("wss://");
                 out.target = target;
                 if let Some(path) = path {
                     out.path = valid_path(&path).ok_or_else(|| bad("HOST:PORT/PATH"))?;
@@ -388,6 +417,8 @@ pub fn parse(args: &[String]) -> Result<Parsed, ArgsError> {
             }
             "--api-key" => out.api_key = Some(value.to_owned()).filter(|v| !v.is_empty()),
             "--auth-secret" => out.auth_secret = Some(value.to_owned()).filter(|v| !v.is_empty()),
+            "--tls-ca" if !value.is_empty() => out.tls_ca = Some(PathBuf::from(value)),
+            "--tls-ca" => return Err(bad("a PEM file")),
             _ => return Err(ArgsError::UnknownFlag(flag.to_owned())),
         }
     }
@@ -418,7 +449,29 @@ pub fn validate(args: &LoadArgs) -> Result<(), ArgsError> {
     if args.connections > u32::MAX as usize {
         return Err(ArgsError::Invalid("--connections is too large"));
     }
-    Ok(())
+    validate_tls(args)
+}
+
+/// The TLS flags go together: `--tls` with exactly one way to trust.
+fn validate_tls(args: &LoadArgs) -> Result<(), ArgsError> {
+    match (args.tls, args.tls_ca.is_some(), args.tls_insecure) {
+        (false, false, false) => Ok(()),
+        (false, _, _) => Err(ArgsError::Invalid(
+            "--tls-ca and --tls-insecure go with --tls",
+        )),
+        (true, false, false) => Err(ArgsError::Invalid(
+            "--tls needs --tls-ca FILE or --tls-insecure (no system roots are loaded)",
+        )),
+        (true, true, true) => Err(ArgsError::Invalid(
+            "give --tls-ca or --tls-insecure, not both",
+        )),
+        (true, _, _) if args.mode == Mode::Broadcast && args.publisher == Publisher::Http => {
+            Err(ArgsError::Invalid(
+                "--tls with broadcast needs --publisher socket (the HTTP publisher speaks plain HTTP)",
+            ))
+        }
+        (true, _, _) => Ok(()),
+    }
 }
 
 /// `path` if our client role can put it in a request line (it refuses
@@ -427,9 +480,12 @@ fn valid_path(path: &str) -> Option<String> {
     crate::protocol::handshake::is_request_path(path).then(|| path.to_owned())
 }
 
-/// `HOST:PORT` or `ws://HOST:PORT[/PATH]` into the target and the path.
+/// `HOST:PORT` or `ws[s]://HOST:PORT[/PATH]` into the target and the path.
 fn split_target(value: &str) -> Option<(String, Option<String>)> {
-    let rest = value.strip_prefix("ws://").unwrap_or(value);
+    let rest = value
+        .strip_prefix("ws://")
+        .or_else(|| value.strip_prefix("wss://"))
+        .unwrap_or(value);
     let (host_port, path) = match rest.find('/') {
         Some(at) => (&rest[..at], Some(rest[at..].to_owned())),
         None => (rest, None),
@@ -533,8 +589,14 @@ mod tests {
             "k",
             "--auth-secret",
             "s",
+            "--tls",
+            "--tls-ca",
+            "ca.pem",
+            "--deflate",
         ])
         .expect("all flags");
+        assert!(a.tls && a.deflate && !a.tls_insecure);
+        assert_eq!(a.tls_ca, Some(PathBuf::from("ca.pem")));
         assert_eq!(a.mode, Mode::Idle);
         assert_eq!(a.target, "localhost:8080");
         assert_eq!(a.path, "/ws");
@@ -585,6 +647,10 @@ mod tests {
             "--rate",
             "--api-key",
             "--auth-secret",
+            "--tls",
+            "--tls-ca",
+            "--tls-insecure",
+            "--deflate",
             "--help",
         ] {
             assert!(text.contains(flag), "{flag} missing from usage");
@@ -666,6 +732,29 @@ mod tests {
         ));
         assert!(matches!(run(&["-d", "0"]), Err(ArgsError::Invalid(_))));
         assert!(run(&["idle", "-d", "0"]).is_ok());
+        for bad_tls in [
+            &["--tls"][..],
+            &["--tls-insecure"],
+            &["--tls-ca", "x.pem"],
+            &["--tls", "--tls-insecure", "--tls-ca", "x.pem"],
+            &["broadcast", "--tls", "--tls-insecure"],
+            &["--target", "wss://127.0.0.1:9"],
+        ] {
+            assert!(
+                matches!(run(bad_tls), Err(ArgsError::Invalid(_))),
+                "{bad_tls:?}"
+            );
+        }
+        let a = run(&["--target", "wss://127.0.0.1:9/x", "--tls-insecure"]).expect("wss");
+        assert!(a.tls && a.tls_insecure);
+        assert!(run(&[
+            "broadcast",
+            "--tls",
+            "--tls-insecure",
+            "--publisher",
+            "socket"
+        ])
+        .is_ok());
         assert!(matches!(
             run(&["--text=yes"]),
             Err(ArgsError::UnknownFlag(_))

@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 use crate::protocol::OpCode;
 
 use super::args::{LoadArgs, Publisher};
-use super::driver::{Client, Data, Driver, Outbox, Verdict, CLOSE_WAIT};
+use super::driver::{Client, Data, Driver, Outbox, Verdict, Wire, CLOSE_WAIT};
 use super::echo::SETUP_TIMEOUTS;
 use super::histogram::Histogram;
 use super::http::HttpPublisher;
@@ -260,7 +260,7 @@ impl Client for Broadcast {
 }
 
 /// Run broadcast mode against `addr`.
-pub fn run(args: &LoadArgs, addr: SocketAddr) -> Result<BroadcastReport, LoadError> {
+pub fn run(args: &LoadArgs, addr: SocketAddr, wire: &Wire) -> Result<BroadcastReport, LoadError> {
     let socket_publisher = args.publisher == Publisher::Socket;
     let count = args.connections + usize::from(socket_publisher);
     let mut driver = Driver::new(
@@ -270,6 +270,7 @@ pub fn run(args: &LoadArgs, addr: SocketAddr) -> Result<BroadcastReport, LoadErr
         count,
         args.connect_window,
         args.timeout,
+        wire,
     )
     .map_err(LoadError::EventLoop)?;
     let http = match args.publisher {

@@ -7,8 +7,13 @@
 //! at most a partial frame header or control frame (under 140 bytes) is kept
 //! per connection between reads. Output waits in the connection's [`Outbox`]
 //! and is written at once (and again on writable events).
+//!
+//! What goes over the wire is set by [`Wire`]: TLS over the socket
+//! (`--tls`, see [`crate::tls`]) and permessage-deflate (`--deflate`, see
+//! `deflate.rs`), each optional; the modes see the same plaintext,
+//! uncompressed messages either way.
 
-use std::io::{ErrorKind as IoKind, Read, Write};
+use std::io::{Error as IoError, ErrorKind as IoKind, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -17,12 +22,16 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token};
 
 use crate::protocol::decoder::{Decoder, Limits, Message, Role};
+use crate::protocol::deflate::client::ClientOffer;
+use crate::protocol::deflate::DeflateParams;
 use crate::protocol::encoder::encode_frame;
 use crate::protocol::handshake::{client_request, parse_response, ClientHandshake};
 use crate::protocol::{CloseCode, OpCode};
 
+use super::deflate::{self, Inbound, Outbound, SharedStates};
 use super::payload::Rng;
 use super::stats::ErrorKind;
+use super::tls::{is_tls_error, TlsClient, Transport};
 
 /// Size of the shared read buffer.
 const READ_BUF: usize = 128 * 1024;
@@ -51,12 +60,23 @@ pub enum Verdict {
     Close,
 }
 
+/// How a run's connections talk: TLS or not, permessage-deflate or not.
+#[derive(Clone, Debug, Default)]
+pub struct Wire {
+    /// TLS over each socket (`--tls`).
+    pub tls: Option<TlsClient>,
+    /// Offer permessage-deflate and require it (`--deflate`).
+    pub deflate: Option<ClientOffer>,
+}
+
 /// Frames waiting to be written on one connection.
 #[derive(Debug)]
 pub struct Outbox {
     buf: Vec<u8>,
     written: usize,
     rng: Rng,
+    /// Compresses data messages once permessage-deflate is agreed.
+    deflate: Option<Outbound>,
 }
 
 impl Outbox {
@@ -65,13 +85,20 @@ impl Outbox {
             buf: Vec::new(),
             written: 0,
             rng: Rng::new(seed),
+            deflate: None,
         }
     }
 
-    /// Queue one whole masked message (or control frame).
+    /// Queue one whole masked message (or control frame); a data message is
+    /// compressed (RSV1 set) when permessage-deflate was agreed.
     pub fn send(&mut self, opcode: OpCode, payload: &[u8]) {
         let key = self.rng.mask_key();
-        encode_frame(&mut self.buf, opcode, true, payload, Some(key));
+        match self.deflate.as_mut() {
+            Some(deflate) if !opcode.is_control() => {
+                deflate.encode(&mut self.buf, opcode, payload, key);
+            }
+            _ => encode_frame(&mut self.buf, opcode, true, payload, Some(key)),
+        }
     }
 
     /// Whether everything queued has been written.
@@ -80,6 +107,8 @@ impl Outbox {
     }
 
     /// Write as much as the socket takes. `Ok` also when it would block.
+    /// Under TLS the stream takes everything and `flush` writes what TLS
+    /// still holds, also when nothing new was queued.
     fn flush(&mut self, stream: &mut impl Write) -> std::io::Result<()> {
         while self.written < self.buf.len() {
             match stream.write(&self.buf[self.written..]) {
@@ -92,7 +121,7 @@ impl Outbox {
         }
         self.buf.clear();
         self.written = 0;
-        Ok(())
+        stream.flush()
     }
 }
 
@@ -120,7 +149,7 @@ enum Phase {
 
 #[derive(Debug)]
 struct Conn {
-    stream: TcpStream,
+    stream: Transport,
     phase: Phase,
     /// What the handshake response is checked against (while handshaking).
     handshake: ClientHandshake,
@@ -128,6 +157,9 @@ struct Conn {
     /// Bytes kept between reads: a partial response head or frame.
     pending: Vec<u8>,
     out: Outbox,
+    /// Marks and inflates compressed messages once permessage-deflate is
+    /// agreed.
+    inflate: Option<Inbound>,
     /// When connecting, handshaking or closing must be over.
     deadline: Option<Instant>,
 }
@@ -157,13 +189,16 @@ pub struct Driver {
     failed: usize,
     live: usize,
     next_deadline_check: Instant,
+    wire: Wire,
+    /// zlib states shared by connections, and the inflate buffer.
+    deflate: SharedStates,
 }
 
 impl Driver {
     /// A driver for `count` connections to `addr` (`host` goes in the
     /// `Host` header), at most `window` of them being set up at once, each
-    /// allowed `timeout` to connect and finish its handshake. Nothing is
-    /// connected before the first [`Driver::turn`].
+    /// allowed `timeout` to connect and finish its handshake (TLS included),
+    /// over `wire`. Nothing is connected before the first [`Driver::turn`].
     pub fn new(
         addr: SocketAddr,
         host: &str,
@@ -171,6 +206,7 @@ impl Driver {
         count: usize,
         window: usize,
         timeout: Duration,
+        wire: &Wire,
     ) -> std::io::Result<Driver> {
         Ok(Driver {
             poll: Poll::new()?,
@@ -189,6 +225,8 @@ impl Driver {
             failed: 0,
             live: 0,
             next_deadline_check: Instant::now(),
+            wire: wire.clone(),
+            deflate: SharedStates::default(),
         })
     }
 
@@ -330,7 +368,7 @@ impl Driver {
     }
 
     fn connect(&mut self, i: usize, client: &mut impl Client) {
-        let mut stream = match TcpStream::connect(self.addr) {
+        let mut tcp = match TcpStream::connect(self.addr) {
             Ok(stream) => stream,
             Err(_) => {
                 self.failed += 1;
@@ -341,17 +379,24 @@ impl Driver {
         if self
             .poll
             .registry()
-            .register(
-                &mut stream,
-                Token(i),
-                Interest::READABLE | Interest::WRITABLE,
-            )
+            .register(&mut tcp, Token(i), Interest::READABLE | Interest::WRITABLE)
             .is_err()
         {
             self.failed += 1;
             client.on_gone(i, Some(ErrorKind::Connect));
             return;
         }
+        let stream = match &self.wire.tls {
+            None => Transport::plain(tcp),
+            Some(tls) => match Transport::over_tls(tcp, tls) {
+                Ok(stream) => stream,
+                Err(_) => {
+                    self.failed += 1;
+                    client.on_gone(i, Some(ErrorKind::Tls));
+                    return;
+                }
+            },
+        };
         self.setting_up += 1;
         self.live += 1;
         let limits = Limits::new(MAX_INBOUND, MAX_INBOUND, 1 << 20);
@@ -362,6 +407,7 @@ impl Driver {
             decoder: Decoder::new(Role::Client, limits),
             pending: Vec::new(),
             out: Outbox::new(self.rng.next_u64()),
+            inflate: None,
             deadline: Some(Instant::now() + self.timeout),
         });
     }
@@ -371,22 +417,26 @@ impl Driver {
             return; // sporadic event of a dropped connection
         };
         if conn.phase == Phase::Connecting {
-            match conn.stream.take_error() {
+            match conn.stream.tcp.take_error() {
                 Ok(None) => {}
                 Ok(Some(_)) | Err(_) => return self.end(i, End::Fault(ErrorKind::Connect), client),
             }
-            match conn.stream.peer_addr() {
+            match conn.stream.tcp.peer_addr() {
                 Ok(_) => {}
                 Err(e) if e.kind() == IoKind::NotConnected && !event.is_error() => return,
                 Err(_) => return self.end(i, End::Fault(ErrorKind::Connect), client),
             }
-            let _ = conn.stream.set_nodelay(true);
+            let _ = conn.stream.tcp.set_nodelay(true);
             let mut key = [0u8; 16];
             key[..8].copy_from_slice(&self.rng.next_u64().to_ne_bytes());
             key[8..].copy_from_slice(&self.rng.next_u64().to_ne_bytes());
-            let Ok((request, handshake)) = client_request(&self.host, &self.path, key, &[]) else {
+            let Ok((mut request, handshake)) = client_request(&self.host, &self.path, key, &[])
+            else {
                 return self.end(i, End::Fault(ErrorKind::Handshake), client);
             };
+            if let Some(offer) = &self.wire.deflate {
+                deflate::add_offer(&mut request, offer);
+            }
             conn.handshake = handshake;
             conn.out.buf.extend_from_slice(&request);
             conn.phase = Phase::Handshaking;
@@ -422,16 +472,17 @@ impl Driver {
                 }
                 Ok(n) => {
                     filled += n;
-                    let used = dispatch(conn, i, &mut self.buf[..filled], client)?;
+                    let inflated = &mut self.deflate.inflated;
+                    let used = dispatch(conn, i, &mut self.buf[..filled], inflated, client)?;
                     self.buf.copy_within(used..filled, 0);
                     filled -= used;
                 }
                 Err(e) if e.kind() == IoKind::WouldBlock => break,
                 Err(e) if e.kind() == IoKind::Interrupted => {}
-                Err(_) => {
+                Err(e) => {
                     return Err(match conn.phase {
                         Phase::Closing => End::Clean,
-                        _ => End::Fault(ErrorKind::Io),
+                        _ => End::Fault(io_fault(&e, ErrorKind::Io)),
                     })
                 }
             }
@@ -450,12 +501,18 @@ impl Driver {
                 Ok(n) => conn.pending.extend_from_slice(&self.buf[..n]),
                 Err(e) if e.kind() == IoKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == IoKind::Interrupted => continue,
-                Err(_) => return Err(End::Fault(ErrorKind::Handshake)),
+                Err(e) => return Err(End::Fault(io_fault(&e, ErrorKind::Handshake))),
             }
-            match parse_response(&conn.pending, &conn.handshake) {
+            let offer = self.wire.deflate.as_ref();
+            match check_response(&conn.pending, &conn.handshake, offer) {
                 Ok(None) => continue,
-                Err(_) => return Err(End::Fault(ErrorKind::Handshake)),
-                Ok(Some((_, head_len))) => {
+                Err(kind) => return Err(End::Fault(kind)),
+                Ok(Some((head_len, agreed))) => {
+                    if let Some(params) = agreed {
+                        let (outbound, inbound) = self.deflate.for_connection(&params);
+                        conn.out.deflate = Some(outbound);
+                        conn.inflate = Some(inbound);
+                    }
                     conn.pending.drain(..head_len);
                     conn.handshake = ClientHandshake::default();
                     conn.phase = Phase::Open;
@@ -465,7 +522,7 @@ impl Driver {
                     client.on_open(i, &mut conn.out);
                     // Frames that came with the response head.
                     let mut early = std::mem::take(&mut conn.pending);
-                    let used = dispatch(conn, i, &mut early, client)?;
+                    let used = dispatch(conn, i, &mut early, &mut self.deflate.inflated, client)?;
                     early.drain(..used);
                     conn.pending = early;
                     return self.read(i, client);
@@ -518,21 +575,98 @@ impl Driver {
     }
 }
 
+/// The fault an I/O error is: a TLS failure, or `otherwise`.
+fn io_fault(error: &IoError, otherwise: ErrorKind) -> ErrorKind {
+    if is_tls_error(error) {
+        ErrorKind::Tls
+    } else {
+        otherwise
+    }
+}
+
+/// Check the server's response head in `pending` (and its answer to the
+/// permessage-deflate `offer`, if made). `Ok(None)`: incomplete.
+/// `Ok(Some((head_len, agreed)))`: a valid 101 and, with an offer, the
+/// agreed parameters (a server that declines is a fault: `--deflate`
+/// measures compression).
+fn check_response(
+    pending: &[u8],
+    handshake: &ClientHandshake,
+    offer: Option<&ClientOffer>,
+) -> Result<Option<(usize, Option<DeflateParams>)>, ErrorKind> {
+    let Some(offer) = offer else {
+        return match parse_response(pending, handshake) {
+            Ok(None) => Ok(None),
+            Ok(Some((_, head_len))) => Ok(Some((head_len, None))),
+            Err(_) => Err(ErrorKind::Handshake),
+        };
+    };
+    let answer = match deflate::split_answer(pending) {
+        // The protocol crate's check bounds the size of a partial head.
+        Ok(None) => {
+            return parse_response(pending, handshake)
+                .map(|_| None)
+                .map_err(|_| ErrorKind::Handshake)
+        }
+        Ok(Some(answer)) => answer,
+        Err(_) => return Err(ErrorKind::Handshake),
+    };
+    let Ok(Some((_, head_len))) = parse_response(&answer.head, handshake) else {
+        return Err(ErrorKind::Handshake);
+    };
+    let values: Vec<&str> = answer.extensions.iter().map(String::as_str).collect();
+    match offer.accept(&values) {
+        Ok(Some(params)) => Ok(Some((head_len, Some(params)))),
+        Ok(None) => Err(ErrorKind::DeflateDeclined),
+        Err(_) => Err(ErrorKind::Deflate),
+    }
+}
+
 /// Decode every complete frame in `data` and act on it; returns the bytes
-/// used (the rest is a partial frame to keep).
+/// used (the rest is a partial frame to keep). Compressed messages are
+/// inflated into `inflated` before the client sees them.
 fn dispatch(
     conn: &mut Conn,
     i: usize,
     data: &mut [u8],
+    inflated: &mut Vec<u8>,
     client: &mut impl Client,
 ) -> Result<usize, End> {
     let mut used = 0;
     loop {
         let closing = conn.phase == Phase::Closing;
+        if let Some(inbound) = conn.inflate.as_mut() {
+            inbound.before_decode(&mut data[used..]);
+        }
         let (n, message) = conn
             .decoder
             .decode(&mut data[used..])
             .map_err(|_| End::Fault(ErrorKind::Protocol))?;
+        let compressed = match conn.inflate.as_mut() {
+            Some(inbound) => {
+                inbound.after_decode(n);
+                match message {
+                    Some(Message::Binary(_)) => inbound.take_compressed(),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        let message = match (message, compressed, conn.inflate.as_mut()) {
+            (Some(Message::Binary(payload)), Some(text), Some(inbound)) => {
+                inbound
+                    .inflate(payload, MAX_INBOUND as usize, inflated)
+                    .map_err(|_| End::Fault(ErrorKind::Deflate))?;
+                Some(if text {
+                    let text = std::str::from_utf8(inflated)
+                        .map_err(|_| End::Fault(ErrorKind::Protocol))?;
+                    Message::Text(text)
+                } else {
+                    Message::Binary(inflated)
+                })
+            }
+            (message, _, _) => message,
+        };
         let Some(message) = message else {
             used += n;
             if n == 0 {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::protocol::OpCode;
 
 use super::args::LoadArgs;
-use super::driver::{Client, Data, Driver, Outbox, Verdict, CLOSE_WAIT};
+use super::driver::{Client, Data, Driver, Outbox, Verdict, Wire, CLOSE_WAIT};
 use super::histogram::Histogram;
 use super::payload::{check, fill, PayloadKind, Tag};
 use super::procfs;
@@ -167,7 +167,7 @@ struct Part {
 }
 
 /// Run echo mode against `addr`.
-pub fn run(args: &LoadArgs, addr: SocketAddr) -> Result<EchoReport, LoadError> {
+pub fn run(args: &LoadArgs, addr: SocketAddr, wire: &Wire) -> Result<EchoReport, LoadError> {
     let threads = args.threads.min(args.connections).max(1);
     let shared = Shared {
         base: Instant::now(),
@@ -185,7 +185,7 @@ pub fn run(args: &LoadArgs, addr: SocketAddr) -> Result<EchoReport, LoadError> {
             let count = per + usize::from(t < extra);
             let shared = &shared;
             handles.push(scope.spawn(move || {
-                let part = worker(args, addr, first, count, shared);
+                let part = worker(args, addr, wire, first, count, shared);
                 shared.done.fetch_add(1, Ordering::AcqRel);
                 part
             }));
@@ -240,6 +240,7 @@ fn sample_cpu(pid: u32, shared: &Shared, duration: Duration, threads: usize) -> 
 fn worker(
     args: &LoadArgs,
     addr: SocketAddr,
+    wire: &Wire,
     first_id: usize,
     count: usize,
     shared: &Shared,
@@ -251,6 +252,7 @@ fn worker(
         count,
         args.connect_window,
         args.timeout,
+        wire,
     )?;
     let mut echo = Echo {
         kind: args.kind,

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::args::LoadArgs;
-use super::driver::{Client, Data, Driver, Outbox, Verdict, CLOSE_WAIT};
+use super::driver::{Client, Data, Driver, Outbox, Verdict, Wire, CLOSE_WAIT};
 use super::echo::SETUP_TIMEOUTS;
 use super::procfs;
 use super::stats::{ConnCounts, ErrorCounts, ErrorKind, IdleReport, ServerCpu};
@@ -44,7 +44,7 @@ fn rss(pid: u32) -> Result<u64, LoadError> {
 }
 
 /// Run idle mode against `addr`.
-pub fn run(args: &LoadArgs, addr: SocketAddr) -> Result<IdleReport, LoadError> {
+pub fn run(args: &LoadArgs, addr: SocketAddr, wire: &Wire) -> Result<IdleReport, LoadError> {
     let mut driver = Driver::new(
         addr,
         &args.target,
@@ -52,6 +52,7 @@ pub fn run(args: &LoadArgs, addr: SocketAddr) -> Result<IdleReport, LoadError> {
         args.connections,
         args.connect_window,
         args.timeout,
+        wire,
     )
     .map_err(LoadError::EventLoop)?;
     let mut idle = Idle::default();

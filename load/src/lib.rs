@@ -21,6 +21,11 @@
 //! With `--pid` every mode also reports the server's CPU time (utime + stime,
 //! `/proc/PID/stat`) over the measured window, per message or delivery.
 //!
+//! Every mode can run over TLS (`--tls`, rustls's sans-IO connection on our
+//! own sockets, [`tls`]) and with permessage-deflate (`--deflate`: offered,
+//! required, every message sent compressed and every compressed one
+//! inflated), or both; payloads and accounting stay the same.
+//!
 //! Connections are non-blocking mio sockets on one `Poll` per thread
 //! (`--threads`, echo mode only), no async runtime. Every run is bounded in
 //! time and ends by itself.
@@ -46,6 +51,7 @@
 
 pub mod args;
 mod broadcast;
+mod deflate;
 pub mod driver;
 mod echo;
 pub mod histogram;
@@ -54,6 +60,7 @@ mod idle;
 pub mod payload;
 pub mod procfs;
 pub mod stats;
+pub mod tls;
 
 use std::fmt;
 use std::fmt::Write as _;
@@ -66,6 +73,9 @@ pub use args::{ArgsError, LoadArgs, Mode, Parsed, Publisher};
 pub use histogram::Histogram;
 pub use payload::PayloadKind;
 pub use stats::{BroadcastReport, EchoReport, ErrorCounts, ErrorKind, IdleReport, ServerCpu};
+
+use driver::Wire;
+use protocol::deflate::client::ClientOffer;
 
 /// Why a run could not be made (as opposed to errors counted during it).
 #[derive(Debug)]
@@ -88,6 +98,8 @@ pub enum LoadError {
         /// What reading it said.
         error: std::io::Error,
     },
+    /// TLS could not be set up (`--tls-ca`, the server name).
+    Tls(tls::TlsError),
     /// The event loop itself failed (creating or polling the `Poll`).
     EventLoop(std::io::Error),
     /// A load thread panicked (a bug in the load generator).
@@ -112,6 +124,7 @@ impl fmt::Display for LoadError {
             LoadError::Proc { pid, error } => {
                 write!(f, "cannot read /proc/{pid} (--pid): {error}")
             }
+            LoadError::Tls(e) => write!(f, "{e}"),
             LoadError::EventLoop(e) => write!(f, "event loop failed: {e}"),
             LoadError::WorkerPanicked => f.write_str("a load thread panicked"),
         }
@@ -122,6 +135,7 @@ impl std::error::Error for LoadError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             LoadError::Args(e) => Some(e),
+            LoadError::Tls(e) => Some(e),
             LoadError::Resolve { error: Some(e), .. }
             | LoadError::Proc { error: e, .. }
             | LoadError::EventLoop(e) => Some(e),
@@ -250,6 +264,13 @@ impl Report {
             args.connections,
             args.size
         );
+        // Only when not plain: earlier lines stay as they were.
+        match (args.tls, args.deflate) {
+            (false, false) => {}
+            (true, false) => s.push_str(" wire=tls"),
+            (false, true) => s.push_str(" wire=deflate"),
+            (true, true) => s.push_str(" wire=tls+deflate"),
+        }
         match self {
             Report::Echo(r) => {
                 let _ = write!(
@@ -359,6 +380,28 @@ fn check_pid(pid: Option<u32>) -> Result<(), LoadError> {
     }
 }
 
+/// The wire `args` ask for: TLS set up (the CA file read) and the
+/// permessage-deflate offer.
+fn wire(args: &LoadArgs) -> Result<Wire, LoadError> {
+    let tls = if args.tls {
+        let trust = match &args.tls_ca {
+            Some(path) => tls::Trust::Ca(path.clone()),
+            None => tls::Trust::Insecure,
+        };
+        let host = args
+            .target
+            .rsplit_once(':')
+            .map_or(args.target.as_str(), |(host, _)| host);
+        Some(tls::TlsClient::new(host, &trust).map_err(LoadError::Tls)?)
+    } else {
+        None
+    };
+    Ok(Wire {
+        tls,
+        deflate: args.deflate.then(ClientOffer::default),
+    })
+}
+
 /// Run the load described by `args` and return what it measured.
 ///
 /// Errors during the run (failed connections, wrong echoes, timeouts) are
@@ -367,10 +410,11 @@ pub fn run(args: &LoadArgs) -> Result<Report, LoadError> {
     args::validate(args)?;
     let addr = resolve_target(args)?;
     check_pid(args.pid)?;
+    let wire = wire(args)?;
     Ok(match args.mode {
-        Mode::Echo => Report::Echo(echo::run(args, addr)?),
-        Mode::Idle => Report::Idle(idle::run(args, addr)?),
-        Mode::Broadcast => Report::Broadcast(broadcast::run(args, addr)?),
+        Mode::Echo => Report::Echo(echo::run(args, addr, &wire)?),
+        Mode::Idle => Report::Idle(idle::run(args, addr, &wire)?),
+        Mode::Broadcast => Report::Broadcast(broadcast::run(args, addr, &wire)?),
     })
 }
 
@@ -380,7 +424,13 @@ fn banner(args: &LoadArgs) -> String {
         PayloadKind::Binary => "binary",
         PayloadKind::Text => "text",
     };
-    match args.mode {
+    let wire = match (args.tls, args.deflate) {
+        (false, false) => "",
+        (true, false) => ", over TLS",
+        (false, true) => ", permessage-deflate",
+        (true, true) => ", over TLS with permessage-deflate",
+    };
+    let text = match args.mode {
         Mode::Echo => format!(
             "gmws load: echo, {} connections, {}-byte {kind} messages, {} thread(s), target {}{}, warm-up {} s, measured {} s",
             args.connections,
@@ -412,7 +462,8 @@ fn banner(args: &LoadArgs) -> String {
             args.warmup.as_secs_f64(),
             args.duration.as_secs_f64()
         ),
-    }
+    };
+    text + wire
 }
 
 /// `gmws load ARGS...`: parse, run, print the report; exit 0 without errors,
@@ -445,6 +496,13 @@ pub fn main(args: &[String]) -> ExitCode {
     match run(&args) {
         Ok(report) => {
             print!("{}", report.summary());
+            let errors = report.errors();
+            if errors.get(ErrorKind::DeflateDeclined) > 0 {
+                eprintln!("gmws load: the server declined permessage-deflate (--deflate needs a server that accepts it)");
+            }
+            if errors.get(ErrorKind::Tls) > 0 {
+                eprintln!("gmws load: TLS failed (an untrusted certificate, or a server without TLS on this port?)");
+            }
             println!("{}", report.result_line(&args));
             if report.errors().total() == 0 {
                 ExitCode::SUCCESS

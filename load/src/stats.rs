@@ -35,11 +35,20 @@ pub enum ErrorKind {
     /// The gateway or its HTTP API refused a request (error envelope, non-200
     /// status, fewer deliveries than subscribers).
     Refused,
+    /// TLS failed (`--tls`): a certificate not trusted, an alert, a record
+    /// that does not decrypt, or a server that does not speak TLS.
+    Tls,
+    /// The server answered the upgrade without permessage-deflate
+    /// (`--deflate` requires it).
+    DeflateDeclined,
+    /// permessage-deflate failed (`--deflate`): an answer the offer did not
+    /// allow, or a compressed message that does not inflate.
+    Deflate,
 }
 
 impl ErrorKind {
     /// Every kind, in report order.
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::Connect,
         ErrorKind::Handshake,
         ErrorKind::Protocol,
@@ -52,6 +61,9 @@ impl ErrorKind {
         ErrorKind::OutOfOrder,
         ErrorKind::Corrupt,
         ErrorKind::Refused,
+        ErrorKind::Tls,
+        ErrorKind::DeflateDeclined,
+        ErrorKind::Deflate,
     ];
 
     /// The kind's name in reports (`timeout`, `out_of_order`, ...).
@@ -69,6 +81,9 @@ impl ErrorKind {
             ErrorKind::OutOfOrder => "out_of_order",
             ErrorKind::Corrupt => "corrupt",
             ErrorKind::Refused => "refused",
+            ErrorKind::Tls => "tls",
+            ErrorKind::DeflateDeclined => "deflate_declined",
+            ErrorKind::Deflate => "deflate",
         }
     }
 

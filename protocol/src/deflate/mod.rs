@@ -22,6 +22,7 @@
 //! `client_no_context_takeover` answered too, one inflater per loop serves
 //! every socket. No zlib state then sits on a socket between messages.
 
+pub mod client;
 pub mod codec;
 pub mod negotiation;
 
