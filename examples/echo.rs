@@ -8,7 +8,9 @@
 //! off, so only the RFC 6455 core is exercised.
 //!
 //! Logging: errors only, or the level in `GMWS_LOG_LEVEL`, to stderr. One
-//! event loop, or `GMWS_WORKERS` of them.
+//! event loop, or `GMWS_WORKERS` of them. TLS with `GMWS_TLS_CERT` and
+//! `GMWS_TLS_KEY` (PEM files); permessage-deflate is answered unless
+//! `GMWS_COMPRESSION=off` (`GMWS_COMPRESSION_MIN_SIZE`: bytes).
 
 use std::time::Duration;
 
@@ -72,6 +74,21 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // TLS when GMWS_TLS_CERT and GMWS_TLS_KEY name PEM files; compression
+    // (permessage-deflate, on by default) off with GMWS_COMPRESSION=off.
+    if let (Ok(cert), Ok(key)) = (
+        std::env::var("GMWS_TLS_CERT"),
+        std::env::var("GMWS_TLS_KEY"),
+    ) {
+        config.tls_cert = Some(cert);
+        config.tls_key = Some(key);
+    }
+    if let Ok(value) = std::env::var("GMWS_COMPRESSION") {
+        config.compression = !matches!(value.as_str(), "off" | "false" | "0" | "no");
+    }
+    if let Ok(Ok(size)) = std::env::var("GMWS_COMPRESSION_MIN_SIZE").map(|v| v.parse()) {
+        config.compression_min_size = size;
+    }
     let level = match std::env::var("GMWS_LOG_LEVEL") {
         Ok(name) => match name.parse::<LogLevel>() {
             Ok(level) => level,

@@ -34,7 +34,8 @@
 # Chrome's offer, every message compressed, the server must accept); servers
 # default to "gmws node-ws-deflate" (Node's ws with perMessageDeflate, no
 # context takeover, threshold 0: benches/peers/node, installed with npm ci).
-# gmws gets --compression on and GMWS_COMPRESSION=on.
+# gmws gets --compression on, GMWS_COMPRESSION=on and
+# GMWS_COMPRESSION_MIN_SIZE=0 (every message compressed, as the peer does).
 # In these modes only peers with the same option run: plain peers' numbers
 # are not mixed in. Both together run gmws alone (no peer has both).
 #
@@ -214,7 +215,7 @@ start_server() {
     # its echo example takes); the peers from flags.
     local env=()
     [ "$TLS" = 1 ] && env+=(GMWS_TLS_CERT="$CERT" GMWS_TLS_KEY="$KEY")
-    [ "$DEFLATE" = 1 ] && env+=(GMWS_COMPRESSION=on)
+    [ "$DEFLATE" = 1 ] && env+=(GMWS_COMPRESSION=on GMWS_COMPRESSION_MIN_SIZE=0)
     case "$1" in
         gmws2)
             # Two loops need two CPUs: not pinned (they share the second with

@@ -2,7 +2,12 @@
 // run the same client-side code, one in Node (this process) and one in a
 // page of headless Chromium (playwright-core).
 
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createHmac, randomBytes } from "node:crypto";
 import { createServer } from "node:net";
 
@@ -59,14 +64,50 @@ process.on("exit", () => {
 // `timeout` and ^C: end the servers too (through the exit handler).
 for (const signal of ["SIGTERM", "SIGINT"]) process.on(signal, () => process.exit(1));
 
-/** One `gmws serve` process on a fixed port. */
+/**
+ * A self-signed certificate for 127.0.0.1 (openssl), for servers with TLS:
+ * `{ cert, key }` are PEM file paths, `ca` the certificate's PEM text.
+ */
+export function selfSigned() {
+  const dir = mkdtempSync(join(tmpdir(), "gmws-js-tls-"));
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  execFileSync("openssl", [
+    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+    "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+    "-addext", "subjectAltName=IP:127.0.0.1",
+  ], { stdio: "ignore" });
+  return { cert, key, ca: readFileSync(cert, "utf8") };
+}
+
+/**
+ * An HTTP(S) request from Node (`ca` trusted for https): `{ status, text }`.
+ * (Node's fetch cannot be given a CA; node:https can.)
+ */
+export function request(method, url, { headers = {}, body, ca, timeoutMs = 5000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const send = url.startsWith("https:") ? httpsRequest : httpRequest;
+    const req = send(url, { method, headers, ca, timeout: timeoutMs }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk) => { text += chunk; });
+      res.on("end", () => resolve({ status: res.statusCode, ok: res.statusCode < 300, text }));
+    });
+    req.on("timeout", () => req.destroy(new Error(`${method} ${url}: no answer in ${timeoutMs} ms`)));
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** One `gmws serve` process on a fixed port; with `tls` (see selfSigned), wss and https. */
 export class GmwsServer {
-  constructor(bin, port, args = []) {
+  constructor(bin, port, args = [], tls = null) {
     this.bin = bin;
     this.port = port;
-    this.args = args;
-    this.base = `http://127.0.0.1:${port}`;
-    this.url = `ws://127.0.0.1:${port}/`;
+    this.tls = tls;
+    this.args = tls ? [...args, "--tls-cert", tls.cert, "--tls-key", tls.key] : args;
+    this.base = `${tls ? "https" : "http"}://127.0.0.1:${port}`;
+    this.url = `${tls ? "wss" : "ws"}://127.0.0.1:${port}/`;
     this.output = [];
     this.child = null;
   }
@@ -90,7 +131,7 @@ export class GmwsServer {
     await waitFor(`gmws on port ${this.port} to answer /healthz`, async () => {
       if (exited) throw new Error(`gmws exited at start (${JSON.stringify(exited)}):\n${this.output.join("\n")}`);
       try {
-        const r = await fetch(`${this.base}/healthz`, { signal: AbortSignal.timeout(1000) });
+        const r = await request("GET", `${this.base}/healthz`, { ca: this.tls?.ca, timeoutMs: 1000 });
         return r.ok;
       } catch {
         return false;
@@ -116,20 +157,21 @@ export class GmwsServer {
   }
 
   async api(method, path, body) {
-    const r = await fetch(`${this.base}${path}`, {
-      method,
+    const r = await request(method, `${this.base}${path}`, {
       headers: { Authorization: `Bearer ${API_KEY}`, "Content-Type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(5000),
+      ca: this.tls?.ca,
     });
-    const text = await r.text();
-    if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
-    return JSON.parse(text);
+    if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${r.text}`);
+    return JSON.parse(r.text);
   }
 
   async metric(name) {
-    const r = await fetch(`${this.base}/metrics`, { signal: AbortSignal.timeout(5000) });
-    const line = (await r.text()).split("\n").find((l) => l.startsWith(`${name} `));
+    const r = await request("GET", `${this.base}/metrics`, {
+      headers: { Authorization: `Bearer ${API_KEY}` },
+      ca: this.tls?.ca,
+    });
+    const line = r.text.split("\n").find((l) => l.startsWith(`${name} `));
     return line ? Number(line.split(" ")[1]) : NaN;
   }
 }

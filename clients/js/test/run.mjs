@@ -34,8 +34,8 @@ setTimeout(() => {
 const servers = new Set();
 const ctx = {
   /** Start a gmws on `port` (a free one by default) with extra flags. */
-  async server({ port, args = [] } = {}) {
-    const server = new GmwsServer(opts.gmws, port || (await freePort()), args);
+  async server({ port, args = [], tls = null } = {}) {
+    const server = new GmwsServer(opts.gmws, port || (await freePort()), args, tls);
     servers.add(server);
     return server.start();
   },
@@ -71,6 +71,8 @@ const chromium = async () => {
       args: [
         "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        // The wss case's certificate is self-signed, made for the run.
+        "--ignore-certificate-errors",
       ],
     });
   }
@@ -82,6 +84,7 @@ for (const [name, fn] of [["basics", s.basics], ["restart", s.restart], ["auth",
   add(`chromium: ${name}`, withHost(fn, chromium));
 }
 add("chromium: demo page", withHost(s.demoPage, chromium));
+add("chromium: demo page over wss, compressed", withHost(s.demoPageTls, chromium));
 for (const [name, fn] of [["basics", s.basics], ["restart", s.restart], ["auth", s.auth], ["dead connection", s.deadConnection]]) {
   add(`node: ${name}`, withHost(fn, async () => new NodeHost()));
 }

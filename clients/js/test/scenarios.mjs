@@ -3,7 +3,7 @@
 // they see only the page (globalThis.Gmws, GmwsError and T from harness.mjs),
 // so they take what they need as their argument.
 
-import { assert, assertEq, freePort, GmwsServer, jwt, SECRET, sleep, waitFor, waitOn } from "./harness.mjs";
+import { assert, assertEq, freePort, GmwsServer, jwt, SECRET, selfSigned, sleep, waitFor, waitOn } from "./harness.mjs";
 
 /** bind, join, leave, the three sends, ping, and errors matched to requests. */
 export async function basics(ctx, host) {
@@ -249,9 +249,9 @@ export async function deadConnection(ctx, host) {
 }
 
 /** The demo page at / works through gmws.js: state, bind, join, a message in the log, status polling. */
-export async function demoPage(ctx, browserHost) {
-  const server = await ctx.server();
-  const context = await browserHost.browser.newContext();
+export async function demoPage(ctx, browserHost, { tls = null } = {}) {
+  const server = await ctx.server({ tls });
+  const context = await browserHost.browser.newContext({ ignoreHTTPSErrors: true });
   const page = await context.newPage();
   page.setDefaultTimeout(5000);
   const errors = [];
@@ -278,9 +278,22 @@ export async function demoPage(ctx, browserHost) {
   await page.waitForFunction(() => /^forbidden: /.test(document.getElementById("send-result").textContent));
   await page.click("#ping");
   await page.waitForFunction(() => /^pong in \d+ ms$/.test(document.getElementById("pong").textContent));
+  // Chromium offers permessage-deflate: a message over compression_min_size
+  // (256 B) reaches the page compressed, and the page shows it.
+  const long = "compressed for the browser ".repeat(20);
+  const before = await server.metric("gmws_messages_compressed_total");
+  assertEq((await server.api("POST", "/api/send_to_group", { group: "room1", message: { text: long } })).delivered, 1, "API delivery of a long message");
+  await page.waitForFunction((text) => [...document.querySelectorAll('#log .entry[data-type="message"]')].some((e) => e.textContent.includes(text)), long);
+  const after = await server.metric("gmws_messages_compressed_total");
+  assert(after > before, `the long message went out compressed (gmws_messages_compressed_total ${before} -> ${after})`);
   await context.close();
   await server.stop();
   if (errors.length) throw new Error(`errors in the demo page:\n${errors.join("\n")}`);
+}
+
+/** The demo page over wss (TLS on the port, a certificate made for the run), compression negotiated. */
+export async function demoPageTls(ctx, browserHost) {
+  await demoPage(ctx, browserHost, { tls: selfSigned() });
 }
 
 /** The gateway serves the gmws.js of this directory (else the binary is older than the file: rebuild it). */
