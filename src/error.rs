@@ -13,6 +13,9 @@ use crate::config::ConfigError;
 pub enum BindError {
     /// [`Config::validate`](crate::Config::validate) refused the configuration.
     Config(ConfigError),
+    /// The node could not join its cluster (`cluster_redis`): Redis
+    /// unreachable at start, a bad URL, ...
+    Cluster(crate::cluster::ClusterStartError),
     /// A system call failed: what was being done, and the error.
     Io {
         /// The step that failed.
@@ -61,6 +64,7 @@ impl fmt::Display for BindError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BindError::Config(error) => write!(f, "invalid configuration: {error}"),
+            BindError::Cluster(error) => write!(f, "{error}"),
             BindError::Io { step, error } => write!(f, "{step}: {error}"),
         }
     }
@@ -70,6 +74,7 @@ impl std::error::Error for BindError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             BindError::Config(error) => Some(error),
+            BindError::Cluster(error) => Some(error),
             BindError::Io { error, .. } => Some(error),
         }
     }
@@ -88,6 +93,7 @@ impl From<BindError> for io::Error {
     fn from(error: BindError) -> Self {
         let kind = match &error {
             BindError::Config(_) => io::ErrorKind::InvalidInput,
+            BindError::Cluster(_) => io::ErrorKind::NotConnected,
             BindError::Io { error, .. } => error.kind(),
         };
         io::Error::new(kind, error)
