@@ -41,7 +41,7 @@ use crate::socket_id::{IdHash, SocketId};
 pub(crate) const INBOX_CAPACITY: usize = 8 * 1024;
 
 /// Who a posted frame is for, on the loop that receives it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum Target {
     /// One socket.
     Socket(SocketId),
@@ -123,6 +123,9 @@ pub enum PostError {
     Busy,
     /// The loop has stopped (the server is shutting down).
     Stopped,
+    /// Posted to this node's loops, but the cluster (Redis) is unreachable:
+    /// the other nodes' sockets do not get it (counted in `/metrics`).
+    ClusterUnreachable,
 }
 
 impl std::fmt::Display for PostError {
@@ -130,6 +133,9 @@ impl std::fmt::Display for PostError {
         f.write_str(match self {
             PostError::Busy => "the loop's inbox is full",
             PostError::Stopped => "the server has stopped",
+            PostError::ClusterUnreachable => {
+                "delivered on this node only: the cluster is unreachable"
+            }
         })
     }
 }
@@ -202,6 +208,8 @@ pub(crate) struct Bus {
     pub posts_refused: AtomicU64,
     /// Set once: every loop shuts down.
     pub stop: AtomicBool,
+    /// This node's cluster, when `cluster_redis` is set.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     started: std::time::Instant,
 }
 
@@ -231,13 +239,17 @@ impl Bus {
 
     /// A bus for loops whose wakers are `wakers`; returns it and each loop's
     /// inbox receiver.
-    pub fn new(wakers: Vec<Arc<Waker>>) -> (Arc<Bus>, Vec<Receiver<Command>>) {
-        Bus::with_capacity(wakers, INBOX_CAPACITY)
+    pub fn new(
+        wakers: Vec<Arc<Waker>>,
+        cluster: Option<Arc<crate::cluster::Cluster>>,
+    ) -> (Arc<Bus>, Vec<Receiver<Command>>) {
+        Bus::with_capacity(wakers, INBOX_CAPACITY, cluster)
     }
 
     fn with_capacity(
         wakers: Vec<Arc<Waker>>,
         capacity: usize,
+        cluster: Option<Arc<crate::cluster::Cluster>>,
     ) -> (Arc<Bus>, Vec<Receiver<Command>>) {
         let mut links = Vec::with_capacity(wakers.len());
         let mut receivers = Vec::with_capacity(wakers.len());
@@ -261,6 +273,7 @@ impl Bus {
             gauge: Gauge::new(),
             posts_refused: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            cluster,
             started: std::time::Instant::now(),
         };
         (Arc::new(bus), receivers)
@@ -272,7 +285,7 @@ impl Bus {
     pub fn detached() -> std::io::Result<Arc<Bus>> {
         let poll = mio::Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), mio::Token(0))?);
-        Ok(Bus::with_capacity(vec![waker], 1).0)
+        Ok(Bus::with_capacity(vec![waker], 1, None).0)
     }
 
     /// How many loops the process runs.

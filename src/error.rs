@@ -15,6 +15,9 @@ pub enum BindError {
     Config(ConfigError),
     /// `tls_cert` or `tls_key` could not be loaded (the error names the file).
     Tls(crate::tls::TlsError),
+    /// The node could not join its cluster (`cluster_redis`): Redis
+    /// unreachable at start, a bad URL, ...
+    Cluster(crate::cluster::ClusterStartError),
     /// A system call failed: what was being done, and the error.
     Io {
         /// The step that failed.
@@ -64,6 +67,7 @@ impl fmt::Display for BindError {
         match self {
             BindError::Config(error) => write!(f, "invalid configuration: {error}"),
             BindError::Tls(error) => write!(f, "TLS: {error}"),
+            BindError::Cluster(error) => write!(f, "{error}"),
             BindError::Io { step, error } => write!(f, "{step}: {error}"),
         }
     }
@@ -74,6 +78,7 @@ impl std::error::Error for BindError {
         match self {
             BindError::Config(error) => Some(error),
             BindError::Tls(error) => Some(error),
+            BindError::Cluster(error) => Some(error),
             BindError::Io { error, .. } => Some(error),
         }
     }
@@ -92,6 +97,7 @@ impl From<BindError> for io::Error {
     fn from(error: BindError) -> Self {
         let kind = match &error {
             BindError::Config(_) | BindError::Tls(_) => io::ErrorKind::InvalidInput,
+            BindError::Cluster(_) => io::ErrorKind::NotConnected,
             BindError::Io { error, .. } => error.kind(),
         };
         io::Error::new(kind, error)

@@ -8,6 +8,10 @@
 //! may hold recipients (O(loops) posts, never O(recipients)); each loop finds
 //! its own recipients when it applies the post. Like every send, delivery is
 //! at most once: a socket that closes meanwhile does not get it.
+//!
+//! In a cluster the same sends are also published to the other nodes (one
+//! PUBLISH each); when Redis is unreachable they reach this node's sockets
+//! and return [`PostError::ClusterUnreachable`].
 
 use std::sync::Arc;
 
@@ -17,6 +21,7 @@ use serde_json::{Map, Value};
 
 use crate::bus::{Bus, Command, PostError, Target};
 use crate::close::CloseCode;
+use crate::cluster::wire::WireTarget;
 use crate::compression::Outgoing;
 use crate::config::Config;
 use crate::hub::{Hub, Payload};
@@ -52,16 +57,17 @@ impl Remote {
         self.bus.loops()
     }
 
-    fn frame(&self, payload: Payload<'_>) -> (Outgoing, usize) {
-        let json;
-        let (opcode, bytes) = match payload {
-            Payload::Text(t) => (OpCode::Text, t.as_bytes()),
-            Payload::Binary(b) => (OpCode::Binary, b),
-            Payload::Json(v) => {
-                json = serde_json::to_vec(v).unwrap_or_default();
-                (OpCode::Text, &json[..])
-            }
-        };
+    /// Publish to the other nodes (nothing without a cluster).
+    fn cross(&self, target: WireTarget, opcode: OpCode, bytes: &[u8]) -> Result<(), RemoteError> {
+        match &self.bus.cluster {
+            Some(cluster) => cluster
+                .publish(&target, opcode == OpCode::Binary, bytes)
+                .map_err(|_| PostError::ClusterUnreachable),
+            None => Ok(()),
+        }
+    }
+
+    fn frame(&self, opcode: OpCode, bytes: &[u8]) -> (Outgoing, usize) {
         let mut frame = Vec::with_capacity(bytes.len() + 14);
         encode_frame(&mut frame, opcode, true, bytes, None);
         // Compressible: each loop applies its compression_min_size.
@@ -69,13 +75,18 @@ impl Remote {
         (frame, bytes.len())
     }
 
-    /// Post one frame to every loop, each for its own recipients in `target`.
+    /// Post one frame to every loop, each for its own recipients in
+    /// `target`, and publish it to the other nodes as `wire`. Posted to this
+    /// node's loops but not published: [`PostError::ClusterUnreachable`].
     fn broadcast(
         &self,
         payload: Payload<'_>,
         target: impl Fn() -> Target,
+        wire: WireTarget,
     ) -> Result<usize, RemoteError> {
-        let (frame, payload_len) = self.frame(payload);
+        let (opcode, bytes) = crate::hub::encode(payload);
+        let crossed = self.cross(wire, opcode, &bytes);
+        let (frame, payload_len) = self.frame(opcode, &bytes);
         let mut posted = 0;
         let mut last_error = None;
         for index in 0..self.bus.loops() {
@@ -91,7 +102,7 @@ impl Remote {
         }
         match (posted, last_error) {
             (0, Some(e)) => Err(e),
-            _ => Ok(posted),
+            _ => crossed.map(|()| posted),
         }
     }
 
@@ -110,8 +121,17 @@ impl Remote {
         socket: SocketId,
         payload: impl Into<Payload<'a>>,
     ) -> Result<(), RemoteError> {
+        let (opcode, bytes) = crate::hub::encode(payload.into());
+        if self
+            .bus
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.node() != socket.node())
+        {
+            return self.cross(WireTarget::Socket(socket), opcode, &bytes);
+        }
         let index = self.owner(socket)?;
-        let (frame, payload_len) = self.frame(payload.into());
+        let (frame, payload_len) = self.frame(opcode, &bytes);
         self.bus.post(
             index,
             Command::Send {
@@ -130,7 +150,11 @@ impl Remote {
         payload: impl Into<Payload<'a>>,
     ) -> Result<usize, RemoteError> {
         let client: Arc<str> = Arc::from(client_id);
-        self.broadcast(payload.into(), || Target::Client(Arc::clone(&client)))
+        self.broadcast(
+            payload.into(),
+            || Target::Client(Arc::clone(&client)),
+            WireTarget::Client(client_id.to_owned()),
+        )
     }
 
     /// Queue a message to every member of `group` except `exclude`.
@@ -140,15 +164,18 @@ impl Remote {
         payload: impl Into<Payload<'a>>,
         exclude: &[SocketId],
     ) -> Result<usize, RemoteError> {
+        let wire = WireTarget::Group(group.to_owned(), exclude.to_vec());
         let (group, exclude): (Arc<str>, Arc<[SocketId]>) = (Arc::from(group), Arc::from(exclude));
-        self.broadcast(payload.into(), || {
-            Target::Group(Arc::clone(&group), Arc::clone(&exclude))
-        })
+        self.broadcast(
+            payload.into(),
+            || Target::Group(Arc::clone(&group), Arc::clone(&exclude)),
+            wire,
+        )
     }
 
     /// Queue a message to every open socket.
     pub fn send_to_all<'a>(&self, payload: impl Into<Payload<'a>>) -> Result<usize, RemoteError> {
-        self.broadcast(payload.into(), || Target::All)
+        self.broadcast(payload.into(), || Target::All, WireTarget::All)
     }
 
     /// Queue a message to every bound socket.
@@ -156,7 +183,11 @@ impl Remote {
         &self,
         payload: impl Into<Payload<'a>>,
     ) -> Result<usize, RemoteError> {
-        self.broadcast(payload.into(), || Target::AllClients)
+        self.broadcast(
+            payload.into(),
+            || Target::AllClients,
+            WireTarget::AllClients,
+        )
     }
 
     /// Add `socket` to `group` (applied, and checked, by its loop).
@@ -237,6 +268,11 @@ impl Remote {
         f: impl FnOnce(&mut Hub) + Send + 'static,
     ) -> Result<(), RemoteError> {
         self.run_on(self.owner(socket)?, f)
+    }
+
+    /// This node's cluster (`cluster_redis` set).
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.bus.cluster.as_ref()
     }
 
     /// The server's configuration.

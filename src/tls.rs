@@ -3,7 +3,7 @@
 //!
 //! With `tls_cert` and `tls_key` set, every connection on the port is TLS
 //! (TLS 1.2 and 1.3, ALPN `http/1.1`); the rest of the server sees the
-//! plaintext through [`Io`], which reads and writes a socket either as it
+//! plaintext through `Io`, which reads and writes a socket either as it
 //! is or through its [`ServerConnection`]:
 //!
 //! - **reading** takes plaintext rustls already decrypted, else reads TLS
@@ -16,7 +16,7 @@
 //!   kernel takes every record, so "less was taken than offered" keeps its
 //!   meaning for backpressure (the kernel refused): what rustls holds is
 //!   bounded, and the connection's queue keeps the rest. The loop treats a connection whose
-//!   rustls still holds records ([`ServerConnection::wants_write`]) as one
+//!   rustls still holds records (`wants_write`) as one
 //!   with output waiting.
 //!
 //! The handshake has no deadline of its own: `handshake_timeout` runs from

@@ -127,6 +127,9 @@ pub(crate) static KEYS: &[KeyHelp] = &[
     key!(allow_send_to_client, Bool, "Whether clients may send_to_client."),
     key!(demo_page, Bool, "Whether GET / serves the demo page."),
     key!(log_level, Choice, "Log level: off, error, warn, info or debug."),
+    key!(cluster_redis, Text, "Redis URL the cluster's nodes meet on (redis://[:password@]host:port[/db]); unset: a single node."),
+    key!(cluster_name, Text, "Prefix of every Redis key and channel, so clusters can share one Redis."),
+    key!(node_lease, Seconds, "Seconds a node's presence in Redis is trusted without a refresh; a killed node vanishes within it."),
 ];
 
 /// `Config::default()` as a TOML table: every key with its default (an unset

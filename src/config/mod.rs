@@ -254,6 +254,20 @@ pub struct Config {
     pub demo_page: bool,
     /// Log level: off, error, warn, info, debug (default info).
     pub log_level: LogLevel,
+    /// The Redis the nodes of a cluster meet on,
+    /// `redis://[[user]:password@]host[:port][/db]` (default unset: a single
+    /// node). See [`crate::cluster`].
+    #[serde(with = "format::opt_text")]
+    pub cluster_redis: Option<String>,
+    /// Prefixes every Redis key and channel of the cluster, so several
+    /// clusters can share one Redis (default `gmws`; 1 to 64 bytes, no
+    /// spaces).
+    pub cluster_name: String,
+    /// How long a node's entries in Redis are trusted without its lease being
+    /// refreshed (default 10 s, at least 1 s; refreshed every third of it):
+    /// a killed node vanishes from every answer within this.
+    #[serde(with = "format::secs")]
+    pub node_lease: Duration,
 }
 
 impl Default for Config {
@@ -310,6 +324,9 @@ impl Default for Config {
             allow_send_to_client: true,
             demo_page: true,
             log_level: LogLevel::Info,
+            cluster_redis: None,
+            cluster_name: "gmws".to_owned(),
+            node_lease: Duration::from_secs(10),
         }
     }
 }
@@ -372,6 +389,9 @@ impl std::fmt::Debug for Config {
             .field("allow_send_to_client", &self.allow_send_to_client)
             .field("demo_page", &self.demo_page)
             .field("log_level", &self.log_level)
+            .field("cluster_redis", &secret(&self.cluster_redis))
+            .field("cluster_name", &self.cluster_name)
+            .field("node_lease", &self.node_lease)
             .finish()
     }
 }
@@ -432,7 +452,7 @@ const CLOSE_DEADLINE: &str =
 impl Config {
     /// The keys whose values are secrets: never printed (`Debug` shows them
     /// as set or unset; the binary hides them in errors and help).
-    pub const SECRET_KEYS: &'static [&'static str] = &["api_key", "auth_secret"];
+    pub const SECRET_KEYS: &'static [&'static str] = &["api_key", "auth_secret", "cluster_redis"];
 
     /// The loops `workers` asks for: itself, or for 0 the CPUs the process
     /// may use (at most 256).
@@ -471,7 +491,22 @@ impl Config {
     /// - **Secrets** ([`ConfigError::SecretTooShort`]): `auth_secret`, when
     ///   set, is at least [`MIN_SECRET_LEN`] (32) bytes.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let ranges: [(bool, &'static str, &'static str); 17] = [
+        let ranges: [(bool, &'static str, &'static str); 19] = [
+            (
+                self.node_lease >= Duration::from_secs(1),
+                "node_lease",
+                "at least 1 s",
+            ),
+            (
+                !self.cluster_name.is_empty()
+                    && self.cluster_name.len() <= 64
+                    && !self
+                        .cluster_name
+                        .bytes()
+                        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control()),
+                "cluster_name",
+                "1 to 64 bytes without spaces",
+            ),
             (
                 !self.handshake_timeout.is_zero(),
                 "handshake_timeout",
@@ -869,7 +904,7 @@ mod tests {
     #[test]
     fn debug_and_secrets_cover_every_key() {
         let table = serialized(&Config::default());
-        assert_eq!(table.len(), 51);
+        assert_eq!(table.len(), 54);
         let debug = format!("{:?}", Config::default());
         for key in table.keys() {
             assert!(debug.contains(&format!(" {key}: ")), "Debug lacks {key}");

@@ -109,6 +109,9 @@ impl Hub {
         app.groups.push(group.to_owned());
         let client = app.client_id.clone();
         self.groups.add(group, socket, client.as_deref());
+        if let Some(mut interest) = self.interest() {
+            interest.join(group);
+        }
         self.app_changed(socket);
         if self.bus.shared() {
             let loops = self.bus.loops();
@@ -145,6 +148,9 @@ impl Hub {
         app.groups.swap_remove(pos);
         let client = app.client_id.clone();
         let removed = self.groups.remove(group, socket, client.as_deref());
+        if let Some(mut interest) = self.interest() {
+            interest.leave(group);
+        }
         self.app_changed(socket);
         if self.bus.shared() {
             self.bus.write().leave(socket, group);
@@ -179,6 +185,9 @@ impl Hub {
         for id in &members.sockets {
             if let Some(app) = self.conn_mut(*id).and_then(|c| c.app.as_deref_mut()) {
                 app.groups.retain(|g| g != group);
+            }
+            if let Some(mut interest) = self.interest() {
+                interest.leave(group);
             }
             self.app_changed(*id);
             if self.bus.shared() {
@@ -279,6 +288,12 @@ impl Hub {
             self.clients.remove(old, socket);
         }
         self.clients.add(client_id, socket);
+        if let Some(mut interest) = self.interest() {
+            if let Some(old) = &old {
+                interest.unbind(old, socket);
+            }
+            interest.bind(client_id, socket);
+        }
         for group in &groups {
             self.groups
                 .set_client(group, old.as_deref(), Some(client_id));
@@ -308,6 +323,9 @@ impl Hub {
         let old = app.client_id.take()?;
         let groups = app.groups.clone();
         self.clients.remove(&old, socket);
+        if let Some(mut interest) = self.interest() {
+            interest.unbind(&old, socket);
+        }
         for group in &groups {
             self.groups.set_client(group, Some(&old), None);
         }
@@ -514,6 +532,14 @@ impl Hub {
         }
         for group in &app.groups {
             self.groups.remove(group, socket, client);
+        }
+        if let Some(mut interest) = self.interest() {
+            if let Some(client) = client {
+                interest.unbind(client, socket);
+            }
+            for group in &app.groups {
+                interest.leave(group);
+            }
         }
         for handle in &app.timers {
             if let Some(timer) = self.user_timers.remove(handle) {

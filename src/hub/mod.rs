@@ -34,6 +34,7 @@ mod user_timers;
 pub use api::HubError;
 pub use jobs::JobAction;
 pub use payload::Payload;
+pub(crate) use send::encode;
 pub use send::{Audience, SendError};
 pub use user_timers::TimerHandle;
 
@@ -168,6 +169,9 @@ pub struct Hub {
     pub(crate) gauge: Gauge,
     /// The process's loops, their view and totals.
     pub(crate) bus: Arc<Bus>,
+    /// Whether the last send crossed to the other nodes (see
+    /// [`Hub::cluster_send_result`]).
+    cluster_result: Result<(), crate::cluster::ClusterError>,
     config: Arc<Config>,
 }
 
@@ -175,7 +179,9 @@ impl Hub {
     /// The hub of loop `loop_index` of `bus`.
     pub(crate) fn new(config: Arc<Config>, bus: Arc<Bus>, loop_index: u8) -> Hub {
         let settings = HubSettings::from_config(&config);
+        let node = bus.cluster.as_ref().map_or(0, |c| c.node());
         Hub {
+            cluster_result: Ok(()),
             clients: Default::default(),
             groups: Default::default(),
             user_timers: HashMap::new(),
@@ -194,7 +200,7 @@ impl Hub {
             config,
             conns: Slab::new(),
             ids: HashMap::default(),
-            node: 0,
+            node,
             loop_index,
             next_local: 0,
             timers: TimerWheel::new(),
@@ -331,6 +337,44 @@ impl Hub {
             pending_http: self.counts.pending_http,
             idle_http: self.counts.idle_http,
         }
+    }
+
+    /// This node's cluster (`cluster_redis` set), for presence answered
+    /// from Redis through callbacks and the live nodes.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.bus.cluster.as_ref()
+    }
+
+    /// Whether the last `send_to_*` call reached the other nodes of the
+    /// cluster: `Ok` when it was published (or there is no cluster, or it
+    /// addressed a socket of this node), else why not. Its local delivery
+    /// happened either way (at most once: what could not cross is counted).
+    pub fn cluster_send_result(&self) -> Result<(), crate::cluster::ClusterError> {
+        self.cluster_result.clone()
+    }
+
+    /// Publish a send to the other nodes (nothing without a cluster); the
+    /// outcome is kept for [`Hub::cluster_send_result`].
+    pub(crate) fn cross(
+        &mut self,
+        target: crate::cluster::wire::WireTarget,
+        binary: bool,
+        payload: &[u8],
+    ) {
+        self.cluster_result = match &self.bus.cluster {
+            Some(cluster) => cluster.publish(&target, binary, payload),
+            None => Ok(()),
+        };
+    }
+
+    /// A send that has nothing to cross (a socket of this node).
+    pub(crate) fn cross_nothing(&mut self) {
+        self.cluster_result = Ok(());
+    }
+
+    /// The node interest to update, when in a cluster.
+    pub(crate) fn interest(&self) -> Option<crate::cluster::InterestRef<'_>> {
+        self.bus.cluster.as_ref().map(|c| c.interest())
     }
 
     /// The peer address of `socket` (while it is connected).

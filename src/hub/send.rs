@@ -11,6 +11,7 @@ use gmws_protocol::OpCode;
 use super::payload::Payload;
 use super::Hub;
 use crate::bus::{Command, Target, View};
+use crate::cluster::wire::WireTarget;
 use crate::compression::Outgoing;
 use crate::socket_id::SocketId;
 
@@ -43,6 +44,9 @@ pub enum SendError {
     /// The socket's loop is behind: its inbox is full (counted in
     /// `/metrics`); nothing was sent.
     Busy,
+    /// The socket is on another node and the cluster (Redis) is
+    /// unreachable: nothing was sent (counted in `/metrics`).
+    ClusterUnreachable,
 }
 
 impl std::fmt::Display for SendError {
@@ -52,6 +56,9 @@ impl std::fmt::Display for SendError {
             SendError::Closing => "the socket is closing",
             SendError::Backpressure => "the socket was closed for backpressure",
             SendError::Busy => "the socket's loop is behind (its inbox is full)",
+            SendError::ClusterUnreachable => {
+                "the socket's node is unreachable (the cluster is down)"
+            }
         })
     }
 }
@@ -59,7 +66,7 @@ impl std::fmt::Display for SendError {
 impl std::error::Error for SendError {}
 
 /// A payload's opcode and bytes (a JSON value serialised here, once).
-fn encode(payload: Payload<'_>) -> (OpCode, Cow<'_, [u8]>) {
+pub(crate) fn encode(payload: Payload<'_>) -> (OpCode, Cow<'_, [u8]>) {
     match payload {
         Payload::Text(t) => (OpCode::Text, Cow::Borrowed(t.as_bytes())),
         Payload::Binary(b) => (OpCode::Binary, Cow::Borrowed(b)),
@@ -87,23 +94,23 @@ impl Hub {
         local: &[SocketId],
         remote: &[(usize, u32)],
         target: impl Fn() -> Target,
-        payload: Payload<'_>,
+        opcode: OpCode,
+        bytes: &[u8],
     ) -> usize {
-        let (opcode, bytes) = encode(payload);
         if remote.is_empty() {
             if let [single] = local {
                 // One recipient: encode straight into its queue (or its socket).
                 self.spend_fanout(1, frame_len(bytes.len(), false));
                 return usize::from(
                     self.online_key(*single)
-                        .is_some_and(|key| self.queue_frame(key, opcode, &bytes)),
+                        .is_some_and(|key| self.queue_frame(key, opcode, bytes)),
                 );
             }
         }
         if local.is_empty() && remote.is_empty() {
             return 0;
         }
-        let frame = self.shared_frame(opcode, &bytes);
+        let frame = self.shared_frame(opcode, bytes);
         let mut delivered = self.fan_out_frame(local, &frame, bytes.len());
         for &(index, recipients) in remote {
             let command = Command::Send {
@@ -166,6 +173,14 @@ impl Hub {
         socket: SocketId,
         payload: impl Into<Payload<'a>>,
     ) -> Result<(), SendError> {
+        if self.bus.cluster.is_some() && socket.node() != self.node {
+            let (opcode, bytes) = encode(payload.into());
+            self.cross(WireTarget::Socket(socket), opcode == OpCode::Binary, &bytes);
+            return self
+                .cluster_send_result()
+                .map_err(|_| SendError::ClusterUnreachable);
+        }
+        self.cross_nothing();
         self.sendable(socket)?;
         if self.is_remote(socket) {
             let (opcode, bytes) = encode(payload.into());
@@ -180,7 +195,8 @@ impl Hub {
                 .post(usize::from(socket.loop_index()), command)
                 .map_err(|_| SendError::Busy);
         }
-        if self.deliver(&[socket], &[], || Target::Socket(socket), payload.into()) == 1 {
+        let (opcode, bytes) = encode(payload.into());
+        if self.deliver(&[socket], &[], || Target::Socket(socket), opcode, &bytes) == 1 {
             Ok(())
         } else {
             Err(SendError::Backpressure)
@@ -197,12 +213,20 @@ impl Hub {
         let local = self.clients.get(client_id).cloned().unwrap_or_default();
         let remote = self.other_loops(|view| view.client_loops(client_id));
         let client: Arc<str> = Arc::from(client_id);
-        self.deliver(
+        let (opcode, bytes) = encode(payload.into());
+        let delivered = self.deliver(
             &local,
             &remote,
             || Target::Client(Arc::clone(&client)),
-            payload.into(),
-        )
+            opcode,
+            &bytes,
+        );
+        self.cross(
+            WireTarget::Client(client_id.to_owned()),
+            opcode == OpCode::Binary,
+            &bytes,
+        );
+        delivered
     }
 
     /// Queue a message to every open socket, bound or not; returns how many.
@@ -220,7 +244,10 @@ impl Hub {
                 .map(|(i, s)| (i, s.online as u32))
                 .collect()
         });
-        self.deliver(&local, &remote, || Target::All, payload.into())
+        let (opcode, bytes) = encode(payload.into());
+        let delivered = self.deliver(&local, &remote, || Target::All, opcode, &bytes);
+        self.cross(WireTarget::All, opcode == OpCode::Binary, &bytes);
+        delivered
     }
 
     /// Queue a message to every socket bound to a client id; returns how many.
@@ -234,7 +261,10 @@ impl Hub {
                 .filter(|(_, n)| *n > 0)
                 .collect()
         });
-        self.deliver(&local, &remote, || Target::AllClients, payload.into())
+        let (opcode, bytes) = encode(payload.into());
+        let delivered = self.deliver(&local, &remote, || Target::AllClients, opcode, &bytes);
+        self.cross(WireTarget::AllClients, opcode == OpCode::Binary, &bytes);
+        delivered
     }
 
     /// Queue a message to every member of `group`, on every loop, except
@@ -270,13 +300,18 @@ impl Hub {
             }
             loops
         });
+        let (opcode, bytes) = encode(payload.into());
+        let wire = WireTarget::Group(group.to_owned(), exclude.to_vec());
         let (group, exclude): (Arc<str>, Arc<[SocketId]>) = (Arc::from(group), Arc::from(exclude));
-        self.deliver(
+        let delivered = self.deliver(
             &local,
             &remote,
             || Target::Group(Arc::clone(&group), Arc::clone(&exclude)),
-            payload.into(),
-        )
+            opcode,
+            &bytes,
+        );
+        self.cross(wire, opcode == OpCode::Binary, &bytes);
+        delivered
     }
 
     /// The other loops `select` picks from the view (none with one loop).

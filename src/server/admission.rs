@@ -109,7 +109,7 @@ mod tests {
     fn bus() -> (mio::Poll, Arc<Bus>) {
         let poll = mio::Poll::new().unwrap();
         let waker = mio::Waker::new(poll.registry(), mio::Token(0)).unwrap();
-        let (bus, _inboxes) = Bus::new(vec![Arc::new(waker)]);
+        let (bus, _inboxes) = Bus::new(vec![Arc::new(waker)], None);
         (poll, bus)
     }
 

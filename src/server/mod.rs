@@ -156,6 +156,12 @@ impl<H: Handler + 'static> Server<H> {
             )),
             _ => None,
         };
+        let cluster = match config.cluster_redis.as_deref() {
+            Some(url) => {
+                Some(crate::cluster::Cluster::start(&config, url).map_err(BindError::Cluster)?)
+            }
+            None => None,
+        };
         let loops = loops.clamp(1, 256);
         let mut polls = Vec::with_capacity(loops);
         let mut wakers = Vec::with_capacity(loops);
@@ -171,7 +177,13 @@ impl<H: Handler + 'static> Server<H> {
         let local_addr = listener
             .local_addr()
             .map_err(BindError::io(BindStep::LocalAddr))?;
-        let (bus, inboxes) = Bus::new(wakers);
+        let (cluster, cluster_seed) = cluster.map_or((None, None), |(c, s)| (Some(c), Some(s)));
+        let (bus, inboxes) = Bus::new(wakers, cluster.clone());
+        if let (Some(cluster), Some(seed)) = (cluster, cluster_seed) {
+            log::info!("cluster: this is node {}", cluster.node());
+            crate::cluster::Worker::spawn(cluster, seed, &bus, local_addr.to_string())
+                .map_err(BindError::io(BindStep::CreatePoll))?;
+        }
         let config = Arc::new(config);
         let mut polls = polls.into_iter();
         let mut inboxes = inboxes.into_iter();

@@ -46,6 +46,8 @@ pub enum ApiRoute {
     Jobs,
     /// `POST /api/jobs/:name/:action` (`pause`, `resume`, `run`)
     JobAction,
+    /// `GET /api/nodes`: the cluster's live nodes
+    Nodes,
 }
 
 /// Whether the request may use the API: `Err(response)` if not.
@@ -168,6 +170,7 @@ fn run(hub: &mut Hub, route: ApiRoute, request: &HttpRequest) -> ApiResult {
             Ok(Response::json(200, &json!({ "jobs": jobs })))
         }
         ApiRoute::JobAction => job_action(hub, request),
+        ApiRoute::Nodes => Ok(nodes(hub)),
         ApiRoute::Close => {
             let socket = path_socket(request)?;
             let body = if request.body.is_empty() {
@@ -286,7 +289,48 @@ fn send(hub: &mut Hub, route: ApiRoute, request: &HttpRequest) -> ApiResult {
         }
         _ => hub.send_to_all(&out),
     };
+    if let Err(e) = hub.cluster_send_result() {
+        return Ok(Response::json(
+            503,
+            &json!({
+                "error": format!("cluster unreachable: delivered on this node only ({e})"),
+                "cluster": "unreachable",
+                "delivered_locally": delivered,
+            }),
+        ));
+    }
     Ok(Response::json(200, &json!({ "delivered": delivered })))
+}
+
+/// `GET /api/nodes`: the live nodes as the cluster thread last read their
+/// leases (every quarter of `node_lease`), with the age of that reading;
+/// without a cluster, this node alone.
+fn nodes(hub: &Hub) -> Response {
+    let Some(cluster) = hub.cluster() else {
+        return Response::json(
+            200,
+            &json!({
+                "cluster": false,
+                "nodes": [{
+                    "node": 0,
+                    "online_sockets": hub.online_sockets(),
+                    "online_clients": hub.online_clients(),
+                    "groups": hub.groups_count(),
+                }],
+            }),
+        );
+    };
+    let (nodes, age) = cluster.nodes();
+    Response::json(
+        200,
+        &json!({
+            "cluster": true,
+            "node": cluster.node(),
+            "reachable": cluster.is_reachable(),
+            "age_ms": age.map(|a| a.as_millis() as u64),
+            "nodes": nodes,
+        }),
+    )
 }
 
 fn socket_list(value: Option<&Value>) -> Result<Vec<SocketId>, (u16, String)> {

@@ -101,6 +101,7 @@ pub(crate) fn builtin_router() -> Router<Route> {
             Route::Api(A::Close),
         ),
         (Method::Get, "/api/jobs", Route::Api(A::Jobs)),
+        (Method::Get, "/api/nodes", Route::Api(A::Nodes)),
         (
             Method::Post,
             "/api/jobs/:name/:action",
@@ -205,7 +206,7 @@ pub(crate) fn handle<H: Handler>(
 
 fn run_route(hub: &mut Hub, route: &mut Route, request: &HttpRequest) -> Response {
     match route {
-        Route::Healthz => routes::healthz(),
+        Route::Healthz => routes::healthz(hub),
         Route::Status => routes::status(hub),
         Route::Metrics => routes::metrics(hub),
         Route::Demo => routes::demo(hub),
@@ -272,6 +273,6 @@ mod tests {
 
     #[test]
     fn builtin_patterns_are_all_accepted() {
-        assert_eq!(builtin_router().len(), 17);
+        assert_eq!(builtin_router().len(), 18);
     }
 }

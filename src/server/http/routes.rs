@@ -15,22 +15,41 @@ pub const DEMO_PAGE: &str = include_str!("demo.html");
 /// `GET /gmws.js`.
 pub const GMWS_JS: &str = include_str!("../../../clients/js/gmws.js");
 
-/// `GET /healthz`.
-pub fn healthz() -> Response {
-    Response::text(200, "ok\n")
+/// `GET /healthz`: 200, or 503 while this node is in a cluster whose Redis
+/// it cannot reach.
+pub fn healthz(hub: &Hub) -> Response {
+    match hub.cluster() {
+        Some(cluster) if !cluster.is_reachable() => Response::text(503, "cluster unreachable\n"),
+        _ => Response::text(200, "ok\n"),
+    }
 }
 
-/// `GET /status`: online sockets, clients, groups, uptime.
+/// `GET /status`: online sockets, clients, groups, uptime; in a cluster,
+/// this node's number and the cluster's totals (the sum of the live nodes'
+/// leases, as last read: up to a quarter of `node_lease` old).
 pub fn status(hub: &Hub) -> Response {
-    Response::json(
-        200,
-        &json!({
-            "online_sockets": hub.online_sockets(),
-            "online_clients": hub.online_clients(),
-            "groups": hub.groups_count(),
-            "uptime_s": hub.uptime_secs(),
-        }),
-    )
+    let mut body = json!({
+        "online_sockets": hub.online_sockets(),
+        "online_clients": hub.online_clients(),
+        "groups": hub.groups_count(),
+        "uptime_s": hub.uptime_secs(),
+    });
+    if let (Some(cluster), Some(map)) = (hub.cluster(), body.as_object_mut()) {
+        let (nodes, age) = cluster.nodes();
+        let sum = |f: fn(&crate::cluster::NodeInfo) -> u64| nodes.iter().map(f).sum::<u64>();
+        map.insert("node".to_owned(), json!(cluster.node()));
+        map.insert(
+            "cluster".to_owned(),
+            json!({
+                "reachable": cluster.is_reachable(),
+                "nodes": nodes.len(),
+                "online_sockets": sum(|n| n.online_sockets),
+                "online_clients": sum(|n| n.online_clients),
+                "age_ms": age.map(|a| a.as_millis() as u64),
+            }),
+        );
+    }
+    Response::json(200, &body)
 }
 
 /// `GET /`: the demo page, unless `demo_page = false`.
@@ -234,6 +253,98 @@ pub fn metrics(hub: &Hub) -> Response {
         bus.posts_refused.load(std::sync::atomic::Ordering::Relaxed),
     );
     metric("loops", "gauge", "Event loops.", bus.loops() as u64);
+    if let Some(cluster) = &bus.cluster {
+        let c = cluster.metrics();
+        let r = cluster.redis_metrics();
+        for (name, kind, help, value) in [
+            (
+                "cluster_reachable",
+                "gauge",
+                "1 while Redis is reachable.",
+                u64::from(cluster.is_reachable()),
+            ),
+            (
+                "cluster_published_total",
+                "counter",
+                "Sends published to the other nodes.",
+                c.published,
+            ),
+            (
+                "cluster_undeliverable_total",
+                "counter",
+                "Sends that could not cross to the other nodes (delivered here only).",
+                c.undeliverable,
+            ),
+            (
+                "cluster_received_total",
+                "counter",
+                "Messages received from other nodes.",
+                c.received,
+            ),
+            (
+                "cluster_gaps_total",
+                "counter",
+                "Messages of other nodes lost, by sequence numbers.",
+                c.gaps,
+            ),
+            (
+                "cluster_malformed_total",
+                "counter",
+                "Received messages that could not be read.",
+                c.malformed,
+            ),
+            (
+                "cluster_probe_failures_total",
+                "counter",
+                "Liveness probes that did not come back (client restarted).",
+                c.probe_failures,
+            ),
+            (
+                "cluster_lease_lapses_total",
+                "counter",
+                "Times this node found its lease lapsed.",
+                c.lease_lapses,
+            ),
+            (
+                "cluster_rewrites_total",
+                "counter",
+                "Full rewrites of this node's presence.",
+                c.rewrites,
+            ),
+            (
+                "redis_reconnects_total",
+                "counter",
+                "Redis connections that came back after being lost.",
+                r.reconnects,
+            ),
+            (
+                "redis_publish_failures_total",
+                "counter",
+                "PUBLISH commands that got no reply or an error.",
+                r.publish_failures,
+            ),
+            (
+                "redis_commands_total",
+                "counter",
+                "Commands sent to Redis.",
+                r.commands_sent,
+            ),
+            (
+                "redis_command_latency_us_sum",
+                "counter",
+                "Sum of command latencies, microseconds.",
+                r.latency_us_sum,
+            ),
+            (
+                "redis_command_latency_count",
+                "counter",
+                "Latencies in the sum.",
+                r.latency_count,
+            ),
+        ] {
+            metric(name, kind, help, value);
+        }
+    }
     if !each.is_empty() {
         out.push_str("# HELP gmws_loop_connections TCP connections held by each loop.\n# TYPE gmws_loop_connections gauge\n");
         for (i, s) in each.iter().enumerate() {

@@ -1,0 +1,496 @@
+//! The cluster thread (`gmws-cluster`): its own mio `Poll`, woken by the
+//! Redis client's events and by changes of the node's interest. It
+//!
+//! - hands messages of other nodes to this node's loops (the frame encoded
+//!   once per node, one bus command per loop), counting sequence gaps;
+//! - subscribes a group's or client's channel when the node gets its first
+//!   member and unsubscribes [`UNSUBSCRIBE_DELAY`] after its last, and
+//!   writes the node's presence entries as they change;
+//! - refreshes the node's lease every quarter of `node_lease` (with a TTL
+//!   of three quarters) and rewrites every entry when it finds the lease
+//!   lapsed or a link reconnected;
+//! - publishes a liveness probe to itself; one that does not come back in
+//!   time restarts the Redis client (a subscription can die silently);
+//! - reads the live nodes' summaries (`GET /api/nodes`, `/status`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use gmws_protocol::encoder::encode_frame;
+use gmws_protocol::OpCode;
+use mio::Events;
+use serde_json::json;
+
+use super::node::{Cluster, NodeInfo, Seed};
+use super::presence::NODES_SCRIPT;
+use super::redis::{RedisEvent, RedisEvents, Reply};
+use super::wire::{self, WireTarget};
+use crate::bus::{Bus, Command, Target};
+use crate::compression::Outgoing;
+use crate::outqueue::SharedFrame;
+
+/// How long a channel stays subscribed after the node's last member left
+/// (a member that comes back meanwhile costs no SUBSCRIBE).
+pub(crate) const UNSUBSCRIBE_DELAY: Duration = Duration::from_secs(2);
+
+/// The longest wait in `poll`.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Flags the Redis client's callbacks raise for the cluster thread.
+#[derive(Default)]
+struct Flags {
+    /// The lease was found missing: rewrite everything.
+    lapsed: AtomicBool,
+    /// At least one lease write succeeded.
+    leased: AtomicBool,
+}
+
+/// The cluster thread's state.
+pub(crate) struct Worker {
+    cluster: Arc<Cluster>,
+    bus: Weak<Bus>,
+    addr: String,
+    poll: mio::Poll,
+    events: RedisEvents,
+    subscribed: HashSet<Vec<u8>>,
+    unsubscribe_at: HashMap<Vec<u8>, Instant>,
+    /// Per channel, per origin node: the last sequence number seen.
+    seen: HashMap<Vec<u8>, HashMap<u16, u64>>,
+    written_groups: HashSet<String>,
+    written_clients: HashSet<String>,
+    rewrite: bool,
+    flags: Arc<Flags>,
+    next_lease: Instant,
+    next_probe: Instant,
+    probe: Option<(u64, Instant)>,
+    probe_token: u64,
+}
+
+impl Worker {
+    /// Start the thread for `cluster` on `bus` (the server listening on `addr`).
+    pub(crate) fn spawn(
+        cluster: Arc<Cluster>,
+        seed: Seed,
+        bus: &Arc<Bus>,
+        addr: String,
+    ) -> std::io::Result<()> {
+        let now = Instant::now();
+        let worker = Worker {
+            cluster,
+            bus: Arc::downgrade(bus),
+            addr,
+            poll: seed.poll,
+            events: seed.events,
+            subscribed: HashSet::new(),
+            unsubscribe_at: HashMap::new(),
+            seen: HashMap::new(),
+            written_groups: HashSet::new(),
+            written_clients: HashSet::new(),
+            rewrite: false,
+            flags: Arc::new(Flags::default()),
+            next_lease: now,
+            next_probe: now,
+            probe: None,
+            probe_token: 0,
+        };
+        std::thread::Builder::new()
+            .name("gmws-cluster".into())
+            .spawn(move || worker.run())
+            .map(|_| ())
+    }
+
+    fn probe_interval(&self) -> Duration {
+        (self.cluster.lease / 4).clamp(Duration::from_millis(250), Duration::from_secs(3))
+    }
+
+    fn run(mut self) {
+        let mut events = Events::with_capacity(16);
+        loop {
+            if let Err(e) = self.poll.poll(&mut events, Some(TICK)) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    log::error!("cluster: poll failed: {e}; the cluster thread stops");
+                    return;
+                }
+            }
+            let Some(bus) = self.bus.upgrade() else {
+                return;
+            };
+            if bus.stop.load(Ordering::Relaxed) {
+                self.leave();
+                return;
+            }
+            self.cluster.woken();
+            self.drain(&bus);
+            self.flush_interest();
+            self.timers(&bus);
+        }
+    }
+
+    /// Leave the cluster at shutdown: drop the lease, so the node vanishes
+    /// at once rather than when it lapses.
+    fn leave(&self) {
+        let node = self.cluster.node().to_string();
+        let redis = self.cluster.redis();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let _ = redis.command(
+            [
+                b"SREM".to_vec(),
+                self.cluster.keys.nodes(),
+                node.into_bytes(),
+            ],
+            |_| {},
+        );
+        let sent = redis.command(
+            [
+                b"DEL".to_vec(),
+                self.cluster.keys.lease(self.cluster.node()),
+            ],
+            move |r| {
+                let _ = tx.try_send(r);
+            },
+        );
+        if sent.is_ok() {
+            let _ = rx.recv_timeout(Duration::from_millis(500));
+        }
+        redis.shutdown();
+    }
+
+    fn drain(&mut self, bus: &Arc<Bus>) {
+        while let Ok(event) = self.events.try_recv() {
+            match event {
+                RedisEvent::Connected(link) => self.cluster.link(link, true),
+                RedisEvent::Reconnected(link) => {
+                    self.cluster.link(link, true);
+                    self.rewrite = true;
+                    log::info!("cluster: Redis {link:?} link back");
+                }
+                RedisEvent::Disconnected { link, error } => {
+                    if self.cluster.links.load(Ordering::Acquire) == 0b11 {
+                        log::warn!("cluster: Redis {link:?} link lost: {error}");
+                    }
+                    self.cluster.link(link, false);
+                    self.probe = None;
+                }
+                RedisEvent::Message { channel, payload } => self.message(bus, channel, &payload),
+            }
+        }
+    }
+
+    fn message(&mut self, bus: &Arc<Bus>, channel: Vec<u8>, payload: &[u8]) {
+        let publication = match wire::decode(payload) {
+            Ok(p) => p,
+            Err(e) => {
+                self.cluster.metrics.malformed();
+                log::debug!("cluster: dropped a message: {e}");
+                return;
+            }
+        };
+        if publication.origin == self.cluster.node() {
+            if publication.target == WireTarget::Probe {
+                let token = publication.payload.get(..8).and_then(|b| b.try_into().ok());
+                if let (Some((want, _)), Some(got)) = (self.probe, token.map(u64::from_be_bytes)) {
+                    if want == got {
+                        self.probe = None;
+                        self.cluster.probe_ok.store(true, Ordering::Release);
+                    }
+                }
+            }
+            // Our own sends were delivered here when they were made.
+            return;
+        }
+        let last = self
+            .seen
+            .entry(channel)
+            .or_default()
+            .entry(publication.origin)
+            .or_insert(0);
+        if *last != 0 && publication.seq > *last + 1 {
+            self.cluster.metrics.gaps(publication.seq - *last - 1);
+        }
+        // A lower number: the origin started its numbers again.
+        *last = publication.seq;
+        self.cluster.metrics.received();
+        self.deliver(bus, publication);
+    }
+
+    /// Hand a publication to the loops: the frame once, one command per loop.
+    fn deliver(&self, bus: &Arc<Bus>, p: wire::Publication) {
+        let opcode = if p.binary {
+            OpCode::Binary
+        } else {
+            OpCode::Text
+        };
+        let mut frame = Vec::with_capacity(p.payload.len() + 14);
+        encode_frame(&mut frame, opcode, true, &p.payload, None);
+        let frame = Outgoing::new(SharedFrame::new(frame, &bus.gauge), true);
+        let payload_len = p.payload.len();
+        let loops: Vec<usize> = match &p.target {
+            WireTarget::Socket(id) if id.node() == self.cluster.node() => {
+                vec![usize::from(id.loop_index())]
+            }
+            WireTarget::Socket(_) | WireTarget::Probe => return,
+            _ => (0..bus.loops()).collect(),
+        };
+        let target = match p.target {
+            WireTarget::Socket(id) => Target::Socket(id),
+            WireTarget::Client(c) => Target::Client(Arc::from(c)),
+            WireTarget::Group(g, ex) => Target::Group(Arc::from(g), Arc::from(ex)),
+            WireTarget::All => Target::All,
+            WireTarget::AllClients => Target::AllClients,
+            WireTarget::Probe => return,
+        };
+        for index in loops {
+            let target = target.clone();
+            let command = Command::Send {
+                target,
+                frame: frame.clone(),
+                payload_len,
+            };
+            if let Err(e) = bus.post(index, command) {
+                log::warn!("cluster: a message for loop {index} was dropped: {e}");
+            }
+        }
+    }
+
+    /// Act on the groups and clients that changed: (un)subscribe, write
+    /// presence.
+    fn flush_interest(&mut self) {
+        if self.flags.lapsed.swap(false, Ordering::AcqRel) {
+            self.rewrite = true;
+        }
+        let rewrite = std::mem::take(&mut self.rewrite);
+        let (groups, clients) = {
+            let mut interest = self.cluster.interest_quiet();
+            if rewrite {
+                interest.touch_all();
+                interest
+                    .dirty_groups
+                    .extend(self.written_groups.iter().cloned());
+                interest
+                    .dirty_clients
+                    .extend(self.written_clients.iter().cloned());
+            }
+            let groups: Vec<(String, u32)> = std::mem::take(&mut interest.dirty_groups)
+                .into_iter()
+                .map(|g| {
+                    let n = interest.groups.get(&g).copied().unwrap_or(0);
+                    (g, n)
+                })
+                .collect();
+            let clients: Vec<(String, String)> = std::mem::take(&mut interest.dirty_clients)
+                .into_iter()
+                .map(|c| {
+                    let ids = interest.clients.get(&c).map_or_else(String::new, |ids| {
+                        ids.iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    });
+                    (c, ids)
+                })
+                .collect();
+            (groups, clients)
+        };
+        if rewrite {
+            self.cluster.metrics.rewrite();
+        }
+        let node = self.cluster.node().to_string();
+        let redis = self.cluster.redis();
+        let mut subscribe = Vec::new();
+        let now = Instant::now();
+        let keys = self.cluster.keys.clone();
+        let mut changes: Vec<(Vec<u8>, Vec<u8>, Option<String>)> = Vec::new();
+        for (group, n) in groups {
+            let channel = keys.group_channel(&group);
+            changes.push((channel, keys.group(&group), (n > 0).then(|| n.to_string())));
+            if n > 0 {
+                self.written_groups.insert(group);
+            } else {
+                self.written_groups.remove(&group);
+            }
+        }
+        for (client, ids) in clients {
+            let channel = keys.client_channel(&client);
+            changes.push((
+                channel,
+                keys.client(&client),
+                (!ids.is_empty()).then_some(ids),
+            ));
+            if self.cluster_has_client(&client) {
+                self.written_clients.insert(client);
+            } else {
+                self.written_clients.remove(&client);
+            }
+        }
+        for (channel, key, value) in changes {
+            match value {
+                Some(value) => {
+                    self.unsubscribe_at.remove(&channel);
+                    if self.subscribed.insert(channel.clone()) || rewrite {
+                        subscribe.push(channel);
+                    }
+                    let _ = redis.command(
+                        [
+                            b"HSET".to_vec(),
+                            key,
+                            node.clone().into_bytes(),
+                            value.into_bytes(),
+                        ],
+                        |_| {},
+                    );
+                }
+                None => {
+                    if self.subscribed.contains(&channel) {
+                        self.unsubscribe_at
+                            .entry(channel)
+                            .or_insert(now + UNSUBSCRIBE_DELAY);
+                    }
+                    let _ =
+                        redis.command([b"HDEL".to_vec(), key, node.clone().into_bytes()], |_| {});
+                }
+            }
+        }
+        if !subscribe.is_empty() {
+            if let Err(e) = redis.subscribe(subscribe) {
+                log::warn!("cluster: subscribe refused: {e}");
+            }
+        }
+    }
+
+    fn cluster_has_client(&self, client: &str) -> bool {
+        self.cluster.interest_quiet().clients.contains_key(client)
+    }
+
+    fn timers(&mut self, bus: &Arc<Bus>) {
+        let now = Instant::now();
+        let due: Vec<Vec<u8>> = self
+            .unsubscribe_at
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(c, _)| c.clone())
+            .collect();
+        if !due.is_empty() {
+            for channel in &due {
+                self.unsubscribe_at.remove(channel);
+                self.subscribed.remove(channel);
+                self.seen.remove(channel);
+            }
+            let _ = self.cluster.redis().unsubscribe(due);
+        }
+        if now >= self.next_lease {
+            self.next_lease = now + self.cluster.lease / 4;
+            self.refresh_lease(bus);
+            self.read_nodes();
+        }
+        self.probe(now);
+    }
+
+    fn refresh_lease(&self, bus: &Arc<Bus>) {
+        let (clients, groups) = {
+            let interest = self.cluster.interest_quiet();
+            (interest.clients.len(), interest.groups.len())
+        };
+        let summary = json!({
+            "node": self.cluster.node(),
+            "addr": self.addr,
+            "online_sockets": bus.totals.online.load(Ordering::Relaxed),
+            "online_clients": clients,
+            "groups": groups,
+        })
+        .to_string();
+        let ttl = (self.cluster.lease * 3 / 4).as_millis().max(1).to_string();
+        let node = self.cluster.node();
+        let redis = self.cluster.redis();
+        let flags = Arc::clone(&self.flags);
+        let waker = Arc::clone(&self.cluster.waker);
+        let metrics = Arc::clone(&self.cluster);
+        let _ = redis.command(
+            [
+                b"SET".to_vec(),
+                self.cluster.keys.lease(node),
+                summary.into_bytes(),
+                b"PX".to_vec(),
+                ttl.into_bytes(),
+                b"GET".to_vec(),
+            ],
+            move |reply| {
+                if let Ok(reply) = reply {
+                    let had = flags.leased.swap(true, Ordering::AcqRel);
+                    if reply == Reply::Nil && had {
+                        metrics.metrics.lease_lapse();
+                        flags.lapsed.store(true, Ordering::Release);
+                        let _ = waker.wake();
+                    }
+                }
+            },
+        );
+        let _ = redis.command(
+            [
+                b"SADD".to_vec(),
+                self.cluster.keys.nodes(),
+                node.to_string().into_bytes(),
+            ],
+            |_| {},
+        );
+    }
+
+    fn read_nodes(&self) {
+        let cluster = Arc::clone(&self.cluster);
+        let args = [
+            b"EVAL".to_vec(),
+            NODES_SCRIPT.as_bytes().to_vec(),
+            b"1".to_vec(),
+            self.cluster.keys.nodes(),
+            self.cluster.keys.lease_prefix(),
+        ];
+        let _ = self.cluster.redis().command(args, move |reply| {
+            let Ok(Reply::Array(items)) = reply else {
+                return;
+            };
+            let mut nodes: Vec<NodeInfo> = items
+                .iter()
+                .filter_map(|item| item.as_bytes())
+                .filter_map(|bytes| serde_json::from_slice(bytes).ok())
+                .collect();
+            nodes.sort_by_key(|n| n.node);
+            let mut view = cluster.view.write().unwrap_or_else(|p| p.into_inner());
+            view.nodes = nodes;
+            view.at = Some(Instant::now());
+        });
+    }
+
+    fn probe(&mut self, now: Instant) {
+        let interval = self.probe_interval();
+        if let Some((_, sent)) = self.probe {
+            if now.duration_since(sent) > interval * 3 {
+                self.probe = None;
+                self.cluster.metrics.probe_failure();
+                self.cluster.probe_ok.store(false, Ordering::Release);
+                log::warn!("cluster: the liveness probe did not come back; reconnecting to Redis");
+                if let Some(events) = self.cluster.restart_client() {
+                    self.events = events;
+                    let mut channels: Vec<Vec<u8>> = self.subscribed.iter().cloned().collect();
+                    channels.push(self.cluster.keys.node_channel(self.cluster.node()));
+                    channels.push(self.cluster.keys.all_channel());
+                    let _ = self.cluster.redis().subscribe(channels);
+                    self.rewrite = true;
+                }
+                self.next_probe = now + interval;
+            }
+            return;
+        }
+        if now < self.next_probe || self.cluster.links.load(Ordering::Acquire) != 0b11 {
+            return;
+        }
+        self.next_probe = now + interval;
+        self.probe_token += 1;
+        let payload = self.probe_token.to_be_bytes();
+        let channel = self.cluster.keys.node_channel(self.cluster.node());
+        let bytes = wire::encode(self.cluster.node(), 0, &WireTarget::Probe, true, &payload);
+        if self.cluster.redis().publish(&channel, &bytes).is_ok() {
+            self.probe = Some((self.probe_token, now));
+        }
+    }
+}

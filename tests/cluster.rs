@@ -1,0 +1,356 @@
+//! The cluster (issue 11) over real TCP: a real `redis-server` started by
+//! each test on a free loopback port, two gmws nodes sharing it (in-process
+//! servers, or this test executable re-run as a child process for the one
+//! that is SIGKILLed), and tungstenite clients. Deadlines are generous and
+//! only bound waiting for things to happen.
+
+mod support;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gmws::{Config, Gateway};
+use serde_json::{json, Value};
+use support::*;
+use tungstenite::{Message, WebSocket};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A redis-server of this test's own; killed (and its dir removed) on drop.
+struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl RedisServer {
+    fn start() -> RedisServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let dir = std::env::temp_dir().join(format!("gmws-cluster-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut server = RedisServer {
+            child: None,
+            port,
+            dir,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH (apt-get install redis-server)");
+        self.child = Some(child);
+        wait_for("redis-server to answer", || {
+            self.cli(&["PING"]).filter(|s| s.contains("PONG"))
+        });
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// A command through redis-cli: its output, if it ran.
+    fn cli(&self, args: &[&str]) -> Option<String> {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Subscribers of `channel` (PUBSUB NUMSUB).
+    fn subscribers(&self, channel: &str) -> u64 {
+        self.cli(&["PUBSUB", "NUMSUB", channel])
+            .and_then(|s| s.lines().nth(1).and_then(|l| l.trim().parse().ok()))
+            .unwrap_or(0)
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn node_config(redis: &str) -> Config {
+    let mut config = api_test_config();
+    config.cluster_redis = Some(redis.to_owned());
+    config.node_lease = Duration::from_secs(3);
+    config
+}
+
+fn node(redis: &str) -> TestServer {
+    start(node_config(redis), Gateway)
+}
+
+type Ws = WebSocket<TcpStream>;
+
+/// Connect, bind `client`, join `groups`; returns the socket and its id.
+fn member(addr: SocketAddr, client: &str, groups: &[&str]) -> (Ws, String) {
+    let mut ws = tungstenite_connect(addr);
+    let welcome = recv(&mut ws);
+    let id = welcome["data"]["socket_id"].as_str().unwrap().to_owned();
+    send(
+        &mut ws,
+        &json!({"type": "bind", "data": {"client_id": client}}),
+    );
+    assert_eq!(recv(&mut ws)["type"], "bind");
+    for g in groups {
+        send(&mut ws, &json!({"type": "join", "data": {"group": g}}));
+        assert_eq!(recv(&mut ws)["type"], "join");
+    }
+    (ws, id)
+}
+
+fn send(ws: &mut Ws, v: &Value) {
+    ws.send(Message::text(v.to_string())).unwrap();
+}
+
+fn recv(ws: &mut Ws) -> Value {
+    serde_json::from_str(&tungstenite_recv_text(ws)).unwrap()
+}
+
+/// The next message's `message` field.
+fn next_message(ws: &mut Ws) -> Value {
+    let v = recv(ws);
+    assert_eq!(v["type"], "message", "{v}");
+    v["data"]["message"].clone()
+}
+
+fn api(addr: SocketAddr, path: &str, body: Value) -> HttpResponse {
+    http_post_json(addr, path, &body)
+}
+
+/// The live nodes `GET /api/nodes` lists on `addr`, and their sockets.
+fn live_nodes(addr: SocketAddr) -> Option<(usize, u64)> {
+    let v = http_get(addr, "/api/nodes").json();
+    let nodes = v["nodes"].as_array()?;
+    let total = nodes
+        .iter()
+        .filter_map(|n| n["online_sockets"].as_u64())
+        .sum();
+    Some((nodes.len(), total))
+}
+
+fn wait_subscribed(redis: &RedisServer, channel: &str, n: u64) {
+    wait_for(&format!("{n} subscriber(s) of {channel}"), || {
+        (redis.subscribers(channel) >= n).then_some(())
+    });
+}
+
+#[test]
+fn sends_of_every_kind_cross_nodes_with_exclusions() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis.url()), node(&redis.url()));
+    let (mut a1, a1_id) = member(a.addr, "alice", &["room"]);
+    let (mut b1, b1_id) = member(b.addr, "bob", &["room"]);
+    let (mut b2, _) = member(b.addr, "alice", &[]);
+    assert_ne!(a1_id, b1_id);
+    wait_subscribed(&redis, "gmws:g:room", 2);
+    wait_subscribed(&redis, "gmws:c:alice", 2);
+
+    // A client's group send on node A reaches the member on node B.
+    send(
+        &mut a1,
+        &json!({"type": "send_to_group", "data": {"group": "room", "message": "hi"}}),
+    );
+    assert_eq!(next_message(&mut a1), "hi");
+    assert_eq!(next_message(&mut b1), "hi");
+
+    // The API on node B acts on node A's sockets, with exclusions.
+    let r = api(
+        b.addr,
+        "/api/send_to_group",
+        json!({"group": "room", "message": 1, "exclude": [b1_id]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(next_message(&mut a1), 1);
+    let r = api(
+        b.addr,
+        "/api/send_to_group",
+        json!({"group": "room", "message": 2, "exclude": [a1_id]}),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(next_message(&mut b1), 2, "b1 got 2 first: 1 excluded it");
+    // send_to_client across nodes: alice has a socket on each.
+    let r = api(
+        b.addr,
+        "/api/send_to_client",
+        json!({"client_id": "alice", "message": 3}),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(next_message(&mut a1), 3);
+    assert_eq!(next_message(&mut b2), 3);
+    // send_to_socket from node B to a socket of node A.
+    let r = api(
+        b.addr,
+        "/api/send_to_socket",
+        json!({"socket_id": a1_id, "message": 4}),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(next_message(&mut a1), 4, "1 went to a1 only, before");
+    // send_to_all from node A reaches every socket of both.
+    let r = api(a.addr, "/api/send_to_all", json!({"message": 5}));
+    assert_eq!(r.status, 200);
+    for ws in [&mut a1, &mut b1, &mut b2] {
+        assert_eq!(next_message(ws), 5);
+    }
+
+    // The live nodes and the cluster totals.
+    wait_for("both nodes in /api/nodes with their sockets", || {
+        live_nodes(a.addr).filter(|&(n, total)| n == 2 && total == 3)
+    });
+    assert_eq!(http_get(a.addr, "/api/nodes").json()["reachable"], true);
+    let status = http_get(b.addr, "/status").json();
+    assert!(status["node"].as_u64().is_some(), "{status}");
+    let metrics = http_get(b.addr, "/metrics").text();
+    assert!(
+        metric_value(&metrics, "gmws_cluster_received_total").unwrap_or(0) >= 2,
+        "{metrics}"
+    );
+    assert_eq!(metric_value(&metrics, "gmws_cluster_gaps_total"), Some(0));
+    assert_eq!(metric_value(&metrics, "gmws_cluster_reachable"), Some(1));
+}
+
+#[test]
+fn without_redis_local_delivery_goes_on_the_api_says_503_and_it_recovers() {
+    let mut redis = RedisServer::start();
+    let (a, b) = (node(&redis.url()), node(&redis.url()));
+    let (mut a1, _) = member(a.addr, "alice", &["room"]);
+    let (mut b1, _) = member(b.addr, "bob", &["room"]);
+    wait_subscribed(&redis, "gmws:g:room", 2);
+    assert_eq!(http_get(a.addr, "/healthz").status, 200);
+
+    redis.kill();
+    wait_for("/healthz 503 on node A", || {
+        (http_get(a.addr, "/healthz").status == 503).then_some(())
+    });
+    let r = api(
+        a.addr,
+        "/api/send_to_group",
+        json!({"group": "room", "message": "local"}),
+    );
+    assert_eq!(r.status, 503, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["delivered_locally"], 1, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("cluster unreachable"),
+        "{body}"
+    );
+    assert_eq!(next_message(&mut a1), "local");
+    let metrics = http_get(a.addr, "/metrics").text();
+    assert!(metric_value(&metrics, "gmws_cluster_undeliverable_total").unwrap_or(0) >= 1);
+    assert_eq!(metric_value(&metrics, "gmws_cluster_reachable"), Some(0));
+
+    // Redis back on the same port, empty: both nodes resubscribe and
+    // rewrite their presence; delivery across nodes works again.
+    redis.spawn();
+    wait_for("/healthz 200 on both nodes", || {
+        (http_get(a.addr, "/healthz").status == 200 && http_get(b.addr, "/healthz").status == 200)
+            .then_some(())
+    });
+    wait_subscribed(&redis, "gmws:g:room", 2);
+    let r = api(
+        a.addr,
+        "/api/send_to_group",
+        json!({"group": "room", "message": "back"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(next_message(&mut a1), "back");
+    assert_eq!(next_message(&mut b1), "back");
+    wait_for("presence rewritten after the restart", || {
+        redis
+            .cli(&["HLEN", "gmws:client:bob"])
+            .filter(|s| s.trim() == "1")
+    });
+}
+
+/// Run by `a_sigkilled_node_vanishes_within_the_lease` as a child process:
+/// a node of the cluster in `GMWS_TEST_CHILD_REDIS`, with a bound socket of
+/// its own, until it is killed.
+#[test]
+fn child_node() {
+    let Ok(url) = std::env::var("GMWS_TEST_CHILD_REDIS") else {
+        return;
+    };
+    let server = node(&url);
+    let (_ws, id) = member(server.addr, "carol", &["room"]);
+    println!("CHILD-READY {} {id}", server.addr);
+    std::thread::sleep(Duration::from_secs(600));
+}
+
+#[test]
+fn a_sigkilled_node_vanishes_within_the_lease() {
+    let redis = RedisServer::start();
+    let mut cluster = None;
+    let a = start_with(node_config(&redis.url()), Gateway, |server| {
+        cluster = server.hub().cluster().cloned();
+    });
+    let cluster = cluster.expect("node A is in a cluster");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_node",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("GMWS_TEST_CHILD_REDIS", redis.url())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the child node");
+    let live = |want: usize| live_nodes(a.addr).and_then(|(n, total)| (n == want).then_some(total));
+    wait_for("the child node in /api/nodes with its socket", || {
+        live(2).filter(|total| *total == 1)
+    });
+    wait_for("carol online in Redis", || {
+        redis
+            .cli(&["HLEN", "gmws:client:carol"])
+            .filter(|s| s.trim() == "1")
+    });
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+    let killed = Instant::now();
+    wait_for("the killed node gone from /api/nodes", || live(1));
+    // Gone within node_lease (3 s) plus a reading (¾ lease TTL + ¼ lease
+    // refresh): well inside this generous bound.
+    assert!(killed.elapsed() < DEADLINE, "{:?}", killed.elapsed());
+    let (tx, rx) = std::sync::mpsc::channel();
+    cluster.client_sockets("carol", move |r| {
+        let _ = tx.send(r);
+    });
+    let sockets = rx
+        .recv_timeout(DEADLINE)
+        .expect("an answer")
+        .expect("from Redis");
+    assert!(sockets.is_empty(), "{sockets:?}");
+}
