@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import struct
+import zlib
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seeds")
 KEY = bytes([0x37, 0xFA, 0x21, 0x3D])  # RFC 6455 §5.7
@@ -61,6 +62,17 @@ STREAMS = [
 ]
 
 
+def deflate(message):
+    """Raw DEFLATE ending in a sync flush, its 00 00 ff ff tail removed (RFC 7692)."""
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return (c.compress(message) + c.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+def rsv1(data):
+    """Set RSV1 (compressed) on the frame at the start of `data`."""
+    return bytes([data[0] | 0x40]) + data[1:]
+
+
 def write(target, name, data):
     d = os.path.join(HERE, target)
     os.makedirs(d, exist_ok=True)
@@ -92,6 +104,15 @@ def main():
     big = frame(BINARY, bytes(65536), key=KEY)
     write("decode_frames", "binary_64k_partial_masked", big[:64])
     write("decode_frames", "invalid_utf8_masked", frame(TEXT, b"ab\xed\xa0\x80", key=KEY))
+    # permessage-deflate (the target also decodes with compression on): a
+    # compressed text whole and in two frames (RSV1 on the first only), and
+    # 200 KB of zeros in a few hundred bytes (inflation must stop at the limit).
+    text = deflate(b"permessage-deflate " * 40)
+    write("decode_frames", "deflate_text_masked", rsv1(frame(TEXT, text, key=KEY)))
+    write("decode_frames", "deflate_text_unmasked", rsv1(frame(TEXT, text)))
+    write("decode_frames", "deflate_fragmented_masked",
+          rsv1(frame(TEXT, text[:10], False, KEY)) + frame(CONT, text[10:], key=KEY))
+    write("decode_frames", "deflate_bomb_masked", rsv1(frame(BINARY, deflate(bytes(200000)), key=KEY)))
 
     for name, frames in STREAMS:
         data = stream(frames, True)

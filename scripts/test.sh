@@ -35,7 +35,7 @@ cargo test --workspace
 
 [ "${1:-}" = "--quick" ] && exit 0
 
-step "conformance: Autobahn|Testsuite 1.*-10.*"
+step "conformance: Autobahn|Testsuite 1.*-10.* and a subset of 12.*/13.* (compression)"
 bash scripts/autobahn.sh
 
 step "fault suite (tests/faults.rs, release build)"

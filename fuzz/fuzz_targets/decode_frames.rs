@@ -1,17 +1,40 @@
 //! The whole input, as one buffer, to a server-role and a client-role decoder,
-//! looped per the call-order contract in `decoder.rs`.
+//! with and without permessage-deflate negotiated (compressed messages
+//! inflated, bounded by the message limit), looped per the call-order
+//! contract in `decoder.rs`.
 #![no_main]
 
 use gmws_protocol::decoder::{Decoder, Limits, Message, Role, MAX_CONTROL_FRAME_LEN};
+use gmws_protocol::deflate::Inflater;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    for role in [Role::Server, Role::Client] {
-        let limits = Limits::default();
+    let mut inflater = Inflater::new();
+    for (role, compression) in [
+        (Role::Server, false),
+        (Role::Client, false),
+        (Role::Server, true),
+        (Role::Client, true),
+    ] {
+        // A small message limit with compression: inflation must stop there.
+        let limits = if compression {
+            Limits::new(1 << 20, 64 * 1024, 1024)
+        } else {
+            Limits::default()
+        };
         let mut decoder = Decoder::new(role, limits);
+        decoder.set_compression(compression);
         let mut buf = data.to_vec();
         let mut at = 0;
-        while let Ok((consumed, message)) = decoder.decode(&mut buf[at..]) {
+        loop {
+            let decoded = if compression {
+                decoder.decode_inflating(&mut buf[at..], &mut inflater)
+            } else {
+                decoder.decode(&mut buf[at..])
+            };
+            let Ok((consumed, message)) = decoded else {
+                break;
+            };
             let rest = data.len() - at;
             assert!(consumed <= rest, "consumed {consumed} of {rest}");
             match message {
