@@ -65,6 +65,9 @@ pub(crate) enum Command {
     /// Pause, resume or run one of the loop's jobs (from `/api/jobs` on
     /// another loop).
     Job(Box<str>, crate::hub::JobAction),
+    /// Redis answered the claim of one of the loop's job occurrences (sent
+    /// from the Redis client's thread): run it if it was won in time.
+    JobClaim(Box<crate::hub::JobClaim>),
     /// Queue an encoded frame to the loop's recipients in `target`.
     Send {
         /// Who gets it.
@@ -101,6 +104,7 @@ impl std::fmt::Debug for Command {
             Command::Adopt(_, addr) => write!(f, "Adopt({addr})"),
             Command::Refuse(_, addr, why) => write!(f, "Refuse({addr}, {why:?})"),
             Command::Job(name, action) => write!(f, "Job({name}, {action:?})"),
+            Command::JobClaim(claim) => write!(f, "JobClaim({claim:?})"),
             Command::Send { target, .. } => write!(f, "Send({target:?})"),
             Command::Join(id, g) => write!(f, "Join({id}, {g:?})"),
             Command::Leave(id, g) => write!(f, "Leave({id}, {g:?})"),

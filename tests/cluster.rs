@@ -4,98 +4,20 @@
 //! that is SIGKILLed), and tungstenite clients. Deadlines are generous and
 //! only bound waiting for things to happen.
 
+#[path = "support/redis.rs"]
+mod redis_server;
 mod support;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use gmws::{Config, Gateway};
+use redis_server::RedisServer;
 use serde_json::{json, Value};
 use support::*;
 use tungstenite::{Message, WebSocket};
 
 const DEADLINE: Duration = Duration::from_secs(20);
-
-/// A redis-server of this test's own; killed (and its dir removed) on drop.
-struct RedisServer {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let dir = std::env::temp_dir().join(format!("gmws-cluster-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let mut server = RedisServer {
-            child: None,
-            port,
-            dir,
-        };
-        server.spawn();
-        server
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH (apt-get install redis-server)");
-        self.child = Some(child);
-        wait_for("redis-server to answer", || {
-            self.cli(&["PING"]).filter(|s| s.contains("PONG"))
-        });
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// A command through redis-cli: its output, if it ran.
-    fn cli(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    /// Subscribers of `channel` (PUBSUB NUMSUB).
-    fn subscribers(&self, channel: &str) -> u64 {
-        self.cli(&["PUBSUB", "NUMSUB", channel])
-            .and_then(|s| s.lines().nth(1).and_then(|l| l.trim().parse().ok()))
-            .unwrap_or(0)
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 fn node_config(redis: &str) -> Config {
     let mut config = api_test_config();
@@ -315,19 +237,7 @@ fn a_sigkilled_node_vanishes_within_the_lease() {
         cluster = server.hub().cluster().cloned();
     });
     let cluster = cluster.expect("node A is in a cluster");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_node",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env("GMWS_TEST_CHILD_REDIS", redis.url())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the child node");
+    let mut child = redis.child_node("GMWS_TEST_CHILD_REDIS");
     let live = |want: usize| live_nodes(a.addr).and_then(|(n, total)| (n == want).then_some(total));
     wait_for("the child node in /api/nodes with its socket", || {
         live(2).filter(|total| *total == 1)

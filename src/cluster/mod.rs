@@ -33,6 +33,7 @@
 //! [`redis`] is the client underneath: RESP over our own non-blocking
 //! sockets on a thread of its own, no async runtime.
 
+pub mod claims;
 mod error;
 mod interest;
 mod keys;

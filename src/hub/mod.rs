@@ -33,6 +33,7 @@ mod user_timers;
 
 pub use api::HubError;
 pub use jobs::JobAction;
+pub(crate) use jobs::JobClaim;
 pub use payload::Payload;
 pub(crate) use send::encode;
 pub use send::{Audience, SendError};

@@ -3,7 +3,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -217,10 +217,48 @@ pub struct JobStatus {
     pub last_run: Option<DateTime<Utc>>,
     /// Runs made.
     pub runs: u64,
-    /// Runs skipped for being later than the grace time.
+    /// Runs skipped for being later than the grace time (in a cluster,
+    /// also runs whose claim came back after the grace time).
     pub misfires: u64,
+    /// In a cluster: occurrences another node claimed (and ran) first.
+    pub claimed_elsewhere: u64,
+    /// In a cluster: occurrences skipped because Redis could not be asked
+    /// (unreachable, an error or no answer in time). They are not run late.
+    pub skipped_unreachable: u64,
     /// Whether it is paused.
     pub paused: bool,
+}
+
+/// An occurrence that is due, handed out by
+/// [`Scheduler::take_due`](super::Scheduler::take_due) before it runs (in a
+/// cluster, before it is claimed). Its fate is reported back with
+/// [`Scheduler::settle`](super::Scheduler::settle).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Occurrence {
+    /// The run to make.
+    pub fire: Fire,
+    /// The latest wall-clock time it may still start: when it was due
+    /// (jitter included) plus the misfire grace time.
+    pub deadline: DateTime<Utc>,
+    /// The time from this occurrence to the job's next one, if there is a
+    /// next one.
+    pub period: Option<Duration>,
+    /// The job's misfire grace time.
+    pub misfire_grace: Duration,
+}
+
+/// What became of an [`Occurrence`], for the job's counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// It ran (counted in `runs`, and `last_run` set).
+    Ran,
+    /// It was found late past its deadline (counted in `misfires`).
+    Late,
+    /// Another node claimed it (counted in `claimed_elsewhere`).
+    ClaimedElsewhere,
+    /// Redis could not be asked (counted in `skipped_unreachable`).
+    Unreachable,
 }
 
 #[derive(Debug)]
@@ -238,6 +276,8 @@ pub(super) struct Job {
     pub last_run: Option<DateTime<Utc>>,
     pub runs: u64,
     pub misfires: u64,
+    pub claimed_elsewhere: u64,
+    pub skipped_unreachable: u64,
 }
 
 impl Job {
@@ -253,6 +293,8 @@ impl Job {
             last_run: None,
             runs: 0,
             misfires: 0,
+            claimed_elsewhere: 0,
+            skipped_unreachable: 0,
         }
     }
 
@@ -321,7 +363,12 @@ impl Job {
                 }
             }
             Trigger::Cron(c) => {
-                let local = t.with_timezone(&self.options.timezone);
+                // Cron occurrences fall on whole seconds (croner would keep
+                // the fraction of `t`): from a time with a fraction, the
+                // first candidate is the next whole second.
+                let whole = t.with_nanosecond(0).unwrap_or(t);
+                let inclusive = inclusive && whole == t;
+                let local = whole.with_timezone(&self.options.timezone);
                 c.cron
                     .find_next_occurrence(&local, inclusive)
                     .ok()
@@ -335,8 +382,10 @@ impl Job {
         self.options.end.is_none_or(|end| t <= end)
     }
 
-    /// Handle this job's runs due at `now` (see the module docs).
-    pub fn take_due(&mut self, now: DateTime<Utc>, random: f64, fires: &mut Vec<Fire>) {
+    /// Handle this job's runs due at `now` (see the module docs): the
+    /// occurrences to run go to `fires`, not yet counted as runs (see
+    /// [`Job::settle`]); the late ones are counted as misfires here.
+    pub fn take_due(&mut self, now: DateTime<Utc>, random: f64, fires: &mut Vec<Occurrence>) {
         let Some(first) = self.next else {
             return;
         };
@@ -363,8 +412,11 @@ impl Job {
                 }
             }
         }
-        let on_time = |t: &DateTime<Utc>, jitter: TimeDelta| {
-            now.signed_duration_since(t.checked_add_signed(jitter).unwrap_or(*t)) <= grace
+        // The latest start of a run: when it was due plus the grace time.
+        let deadline = |t: &DateTime<Utc>, jitter: TimeDelta| {
+            let due = t.checked_add_signed(jitter).unwrap_or(*t);
+            due.checked_add_signed(grace)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC)
         };
         if self.options.coalesce {
             let latest = due[due.len() - 1];
@@ -373,16 +425,18 @@ impl Job {
             } else {
                 TimeDelta::zero()
             };
-            if on_time(&latest, jitter) {
-                self.ran(now, latest, fires);
+            let deadline = deadline(&latest, jitter);
+            if now <= deadline {
+                self.hand_out(latest, deadline, fires);
             } else {
                 self.misfires += 1;
             }
         } else {
             for (i, t) in due.iter().enumerate() {
                 let jitter = if i == 0 { jitter } else { TimeDelta::zero() };
-                if on_time(t, jitter) {
-                    self.ran(now, *t, fires);
+                let deadline = deadline(t, jitter);
+                if now <= deadline {
+                    self.hand_out(*t, deadline, fires);
                 } else {
                     self.misfires += 1;
                 }
@@ -391,14 +445,38 @@ impl Job {
         self.schedule_after(last, random);
     }
 
-    fn ran(&mut self, now: DateTime<Utc>, scheduled: DateTime<Utc>, fires: &mut Vec<Fire>) {
-        self.runs += 1;
-        self.last_run = Some(now);
-        fires.push(Fire {
-            name: self.name.clone(),
-            scheduled,
-            data: self.options.data.clone(),
+    fn hand_out(
+        &self,
+        scheduled: DateTime<Utc>,
+        deadline: DateTime<Utc>,
+        fires: &mut Vec<Occurrence>,
+    ) {
+        let period = self
+            .occurrence_after(scheduled)
+            .and_then(|next| (next - scheduled).to_std().ok());
+        fires.push(Occurrence {
+            fire: Fire {
+                name: self.name.clone(),
+                scheduled,
+                data: self.options.data.clone(),
+            },
+            deadline,
+            period,
+            misfire_grace: self.options.misfire_grace,
         });
+    }
+
+    /// Count what became of an occurrence handed out by [`Job::take_due`].
+    pub fn settle(&mut self, outcome: Outcome, now: DateTime<Utc>) {
+        match outcome {
+            Outcome::Ran => {
+                self.runs += 1;
+                self.last_run = Some(now);
+            }
+            Outcome::Late => self.misfires += 1,
+            Outcome::ClaimedElsewhere => self.claimed_elsewhere += 1,
+            Outcome::Unreachable => self.skipped_unreachable += 1,
+        }
     }
 
     /// The latest occurrence at or before `t` (for skipping a long backlog).
@@ -420,7 +498,12 @@ impl Job {
             }
             Trigger::Cron(c) => c
                 .cron
-                .find_previous_occurrence(&t.with_timezone(&self.options.timezone), true)
+                .find_previous_occurrence(
+                    &t.with_nanosecond(0)
+                        .unwrap_or(t)
+                        .with_timezone(&self.options.timezone),
+                    true,
+                )
                 .ok()
                 .map(|d| d.with_timezone(&Utc)),
         }
@@ -439,6 +522,8 @@ impl Job {
             last_run: self.last_run,
             runs: self.runs,
             misfires: self.misfires,
+            claimed_elsewhere: self.claimed_elsewhere,
+            skipped_unreachable: self.skipped_unreachable,
             paused: self.paused,
         }
     }

@@ -34,12 +34,23 @@
 //!   both halves of the overlap (they follow the wall clock).
 //! - **Intervals** are exact durations from their start (`start`, or when
 //!   the job was added plus one interval): a daylight-saving change does not
-//!   move them.
+//!   move them. A scheduler [aligned](Scheduler::set_aligned) for a cluster
+//!   anchors an interval without `start` at the Unix epoch instead (runs at
+//!   the multiples of the interval), so that every node computes the same
+//!   occurrences whenever it added the job.
+//! - **Runs in two steps.** [`Scheduler::take_due`] hands out the due
+//!   [`Occurrence`]s (the late ones already counted as misfires) and the
+//!   caller reports each one's fate with [`Scheduler::settle`]: at once
+//!   ([`Scheduler::due`] does both), or after a round trip, as the hub does
+//!   in a cluster when it first claims the occurrence in Redis.
 
 mod job;
 mod spec;
 
-pub use job::{parse_timezone, CronTrigger, Fire, JobOptions, JobStatus, ScheduleError, Trigger};
+pub use job::{
+    parse_timezone, CronTrigger, Fire, JobOptions, JobStatus, Occurrence, Outcome, ScheduleError,
+    Trigger,
+};
 pub use spec::{JobSpec, JobSpecError};
 
 use std::collections::BTreeMap;
@@ -57,6 +68,8 @@ const MAX_MISSED_WALK: usize = 10_000;
 #[derive(Debug)]
 pub struct Scheduler {
     jobs: BTreeMap<String, Job>,
+    /// Interval jobs without `start` are anchored at the Unix epoch.
+    aligned: bool,
     /// xorshift state for jitter.
     rng: u64,
 }
@@ -75,8 +88,17 @@ impl Scheduler {
             .map_or(0x9e37_79b9_7f4a_7c15, |d| d.as_nanos() as u64);
         Scheduler {
             jobs: BTreeMap::new(),
+            aligned: false,
             rng: seed | 1,
         }
+    }
+
+    /// Anchor interval jobs added from now on without a `start` at the Unix
+    /// epoch (their runs fall on the multiples of the interval) rather than
+    /// one interval after they were added: what the nodes of a cluster need
+    /// to agree on each occurrence, and so on its claim key.
+    pub fn set_aligned(&mut self, aligned: bool) {
+        self.aligned = aligned;
     }
 
     /// Whether there are no jobs.
@@ -103,6 +125,10 @@ impl Scheduler {
             if end < start {
                 return Err(ScheduleError::EndBeforeStart);
             }
+        }
+        let mut options = options;
+        if self.aligned && options.start.is_none() && matches!(trigger, Trigger::Interval(_)) {
+            options.start = Some(DateTime::UNIX_EPOCH);
         }
         let mut job = Job::new(name, trigger, options, now);
         job.schedule_first(now, self.next_random());
@@ -155,10 +181,26 @@ impl Scheduler {
             .min()
     }
 
-    /// The runs due at `now`, in order of their scheduled times; each job's
-    /// next run is computed, late runs are skipped (counted as misfires) or
-    /// coalesced. See the module docs.
+    /// The runs due at `now`, in order of their scheduled times, each
+    /// counted as run; each job's next run is computed, late runs are
+    /// skipped (counted as misfires) or coalesced. See the module docs.
     pub fn due(&mut self, now: DateTime<Utc>) -> Vec<Fire> {
+        let due = self.take_due(now);
+        let mut fires = Vec::with_capacity(due.len());
+        for occurrence in due {
+            if let Some(job) = self.jobs.get_mut(&occurrence.fire.name) {
+                job.settle(Outcome::Ran, now);
+            }
+            fires.push(occurrence.fire);
+        }
+        fires
+    }
+
+    /// The occurrences due at `now`, in order of their scheduled times, not
+    /// yet counted: report each one's fate with [`Scheduler::settle`]. As
+    /// with [`Scheduler::due`], each job's next run is computed and late
+    /// runs are skipped (counted as misfires) or coalesced.
+    pub fn take_due(&mut self, now: DateTime<Utc>) -> Vec<Occurrence> {
         let mut fires = Vec::new();
         let names: Vec<String> = self
             .jobs
@@ -172,8 +214,21 @@ impl Scheduler {
                 job.take_due(now, jitter, &mut fires);
             }
         }
-        fires.sort_by_key(|f| f.scheduled);
+        fires.sort_by_key(|o| o.fire.scheduled);
         fires
+    }
+
+    /// Count what became of an occurrence of job `name` handed out by
+    /// [`Scheduler::take_due`] (`now`: when, for `last_run`). An error if
+    /// the job was removed since.
+    pub fn settle(
+        &mut self,
+        name: &str,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), ScheduleError> {
+        self.job_mut(name)?.settle(outcome, now);
+        Ok(())
     }
 
     /// The next `n` run times of job `name` (without jitter), from its next

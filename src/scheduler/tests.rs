@@ -345,3 +345,130 @@ fn absurd_durations_do_not_panic() {
     assert!(s.due(utc("2100-01-01T00:00:00Z")).is_empty());
     let _ = s.status();
 }
+
+#[test]
+fn take_due_hands_out_occurrences_and_settle_counts_their_fate() {
+    let t0 = utc("2027-01-01T00:00:00Z");
+    let mut s = Scheduler::new();
+    let every = Trigger::every(Duration::from_secs(10)).unwrap();
+    s.add("tick", every, JobOptions::default(), t0).unwrap();
+    let due = s.take_due(utc("2027-01-01T00:00:10.300Z"));
+    assert_eq!(due.len(), 1);
+    let o = &due[0];
+    assert_eq!(o.fire.scheduled, utc("2027-01-01T00:00:10Z"));
+    assert_eq!(o.deadline, utc("2027-01-01T00:00:11Z"), "due + 1 s grace");
+    assert_eq!(o.period, Some(Duration::from_secs(10)));
+    assert_eq!(o.misfire_grace, Duration::from_secs(1));
+    // Handed out, not yet counted.
+    assert_eq!(s.job_status("tick").unwrap().runs, 0);
+    let now = utc("2027-01-01T00:00:10.400Z");
+    for outcome in [
+        Outcome::Ran,
+        Outcome::Late,
+        Outcome::ClaimedElsewhere,
+        Outcome::Unreachable,
+        Outcome::Unreachable,
+    ] {
+        s.settle("tick", outcome, now).unwrap();
+    }
+    let st = s.job_status("tick").unwrap();
+    assert_eq!(
+        (
+            st.runs,
+            st.misfires,
+            st.claimed_elsewhere,
+            st.skipped_unreachable
+        ),
+        (1, 1, 1, 2)
+    );
+    assert_eq!(st.last_run, Some(now));
+    assert_eq!(
+        s.settle("gone", Outcome::Ran, now),
+        Err(ScheduleError::NoSuchJob("gone".into()))
+    );
+    // A date job has no next occurrence: no period.
+    s.add("once", Trigger::at(t0), JobOptions::default(), t0)
+        .unwrap();
+    let due = s.take_due(t0);
+    assert_eq!(due[0].period, None);
+}
+
+#[test]
+fn aligned_intervals_agree_whenever_each_node_added_them() {
+    let every = || Trigger::every(Duration::from_millis(1500)).unwrap();
+    let mut a = Scheduler::new();
+    let mut b = Scheduler::new();
+    a.set_aligned(true);
+    b.set_aligned(true);
+    a.add(
+        "j",
+        every(),
+        JobOptions::default(),
+        utc("2027-01-01T00:00:00.100Z"),
+    )
+    .unwrap();
+    b.add(
+        "j",
+        every(),
+        JobOptions::default(),
+        utc("2027-01-01T00:00:07.900Z"),
+    )
+    .unwrap();
+    let from_a = a.next_run_times("j", 12).unwrap();
+    let from_b = b.next_run_times("j", 6).unwrap();
+    // Multiples of 1.5 s since the epoch.
+    assert!(from_a.iter().all(|t| t.timestamp_millis() % 1500 == 0));
+    assert_eq!(from_a[0], utc("2027-01-01T00:00:01.500Z"));
+    assert_eq!(from_b[0], utc("2027-01-01T00:00:09Z"));
+    assert!(from_b.iter().all(|t| from_a.contains(t)), "{from_b:?}");
+    // Unaligned, they would not agree.
+    let mut c = Scheduler::new();
+    c.add(
+        "j",
+        every(),
+        JobOptions::default(),
+        utc("2027-01-01T00:00:07.900Z"),
+    )
+    .unwrap();
+    assert!(!from_a.contains(&c.next_run_times("j", 1).unwrap()[0]));
+    // A given start wins over the alignment.
+    let start = utc("2027-01-01T00:00:00.333Z");
+    let options = JobOptions {
+        start: Some(start),
+        ..JobOptions::default()
+    };
+    a.add("s", every(), options, utc("2027-01-01T00:00:00Z"))
+        .unwrap();
+    assert_eq!(a.next_run_times("s", 1).unwrap(), vec![start]);
+}
+
+#[test]
+fn cron_occurrences_fall_on_whole_seconds() {
+    let mut s = Scheduler::new();
+    let every_second = Trigger::cron("* * * * * *").unwrap();
+    s.add(
+        "s",
+        every_second,
+        JobOptions::default(),
+        utc("2027-01-01T00:00:00.300Z"),
+    )
+    .unwrap();
+    assert_eq!(
+        s.next_run_times("s", 2).unwrap(),
+        vec![utc("2027-01-01T00:00:01Z"), utc("2027-01-01T00:00:02Z")]
+    );
+    let fires = s.due(utc("2027-01-01T00:00:01.200Z"));
+    assert_eq!(fires[0].scheduled, utc("2027-01-01T00:00:01Z"));
+    assert_eq!(s.next_due(), Some(utc("2027-01-01T00:00:02Z")));
+    // Added on a whole second, that second is the first run.
+    let mut s = Scheduler::new();
+    let every_second = Trigger::cron("* * * * * *").unwrap();
+    s.add(
+        "s",
+        every_second,
+        JobOptions::default(),
+        utc("2027-01-01T00:00:05Z"),
+    )
+    .unwrap();
+    assert_eq!(s.next_due(), Some(utc("2027-01-01T00:00:05Z")));
+}

@@ -39,6 +39,11 @@ impl<H: Handler> Loop<H> {
                     log::debug!("posted job action {action:?} on {name:?} refused: {e}");
                 }
             }
+            Command::JobClaim(claim) => {
+                if let Some(fire) = self.hub.job_claim_answered(*claim) {
+                    self.run_job(&fire);
+                }
+            }
             Command::Send {
                 target,
                 frame,

@@ -105,15 +105,21 @@ impl<H: Handler> Loop<H> {
                     return; // re-armed since
                 }
                 for fire in self.hub.take_job_runs() {
-                    let (hub, handler) = (&mut self.hub, &mut self.handler);
-                    if catch_unwind(AssertUnwindSafe(|| handler.on_job(hub, &fire))).is_err() {
-                        hub.metrics.handler_panics += 1;
-                        log::error!("on_job panicked (job {:?})", fire.name);
-                    }
-                    self.notify_closed();
+                    self.run_job(&fire);
                 }
             }
         }
+    }
+
+    /// Hand one run of a job to the handler (a run that is due and, in a
+    /// cluster, claimed; or one asked for).
+    pub(super) fn run_job(&mut self, fire: &crate::scheduler::Fire) {
+        let (hub, handler) = (&mut self.hub, &mut self.handler);
+        if catch_unwind(AssertUnwindSafe(|| handler.on_job(hub, fire))).is_err() {
+            hub.metrics.handler_panics += 1;
+            log::error!("on_job panicked (job {:?})", fire.name);
+        }
+        self.notify_closed();
     }
 
     fn heartbeat(&mut self, id: SocketId) {

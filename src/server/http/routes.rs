@@ -365,9 +365,56 @@ pub fn metrics(hub: &Hub) -> Response {
     for (label, count) in Metrics::CLOSE_LABELS.iter().zip(m.closes) {
         let _ = writeln!(out, "gmws_closes_total{{reason=\"{label}\"}} {count}");
     }
+    job_metrics(&mut out, bus);
     Response::with_body(
         200,
         "text/plain; version=0.0.4; charset=utf-8",
         out.into_bytes(),
     )
+}
+
+/// Each job's counters (as its loop last published them), labelled by job:
+/// runs, misfires and, in a cluster, occurrences claimed by another node
+/// and occurrences skipped because Redis could not be asked.
+fn job_metrics(out: &mut String, bus: &crate::bus::Bus) {
+    let jobs = bus.jobs_lock();
+    if jobs.is_empty() {
+        return;
+    }
+    type Counter = fn(&crate::scheduler::JobStatus) -> u64;
+    let series: [(&str, &str, Counter); 4] = [
+        (
+            "job_runs_total",
+            "Runs of each job made on this node.",
+            |s| s.runs,
+        ),
+        (
+            "job_misfires_total",
+            "Runs of each job skipped for being later than its grace time.",
+            |s| s.misfires,
+        ),
+        (
+            "job_claimed_elsewhere_total",
+            "Occurrences of each job that another node claimed (cluster).",
+            |s| s.claimed_elsewhere,
+        ),
+        (
+            "job_skipped_unreachable_total",
+            "Occurrences of each job skipped because Redis could not be asked (cluster).",
+            |s| s.skipped_unreachable,
+        ),
+    ];
+    for (name, help, value) in series {
+        let _ = write!(
+            out,
+            "# HELP gmws_{name} {help}\n# TYPE gmws_{name} counter\n"
+        );
+        for (job, (_, status)) in jobs.iter() {
+            let label = job
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            let _ = writeln!(out, "gmws_{name}{{job=\"{label}\"}} {}", value(status));
+        }
+    }
 }
