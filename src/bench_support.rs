@@ -295,7 +295,8 @@ fn process_http<H: Handler>(
             return;
         }
         match serve::handle(hub, handler, router, key, &request, head_len) {
-            HttpOutcome::NeedMore => return,
+            // A bench hub is in no cluster: nothing is parked.
+            HttpOutcome::NeedMore | HttpOutcome::Parked(_) => return,
             HttpOutcome::Done { close: true } => {
                 hub.finish(key);
                 return;

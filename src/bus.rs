@@ -96,6 +96,16 @@ pub(crate) enum Command {
     UpdateSession(SocketId, Map<String, Value>),
     /// Run a function on the loop (a `Remote::run` call).
     Run(Box<dyn FnOnce(&mut crate::Hub) + Send>),
+    /// The answer to an HTTP request parked on the loop while the cluster
+    /// (Redis) answered it: for connection `conn`, the request `token`.
+    HttpReply {
+        /// The connection that asked (its generation checked on arrival).
+        conn: SocketId,
+        /// Which parked request (a late answer to an earlier one is dropped).
+        token: u64,
+        /// What to send.
+        response: crate::http::Response,
+    },
 }
 
 impl std::fmt::Debug for Command {
@@ -115,6 +125,7 @@ impl std::fmt::Debug for Command {
             Command::SetSession(id, _) => write!(f, "SetSession({id})"),
             Command::UpdateSession(id, _) => write!(f, "UpdateSession({id})"),
             Command::Run(_) => f.write_str("Run"),
+            Command::HttpReply { conn, token, .. } => write!(f, "HttpReply({conn}, {token})"),
         }
     }
 }

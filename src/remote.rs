@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 
 use crate::bus::{Bus, Command, PostError, Target};
 use crate::close::CloseCode;
-use crate::cluster::wire::WireTarget;
+use crate::cluster::wire::{SocketOp, WireTarget};
 use crate::compression::Outgoing;
 use crate::config::Config;
 use crate::hub::{Hub, Payload};
@@ -190,14 +190,39 @@ impl Remote {
         )
     }
 
-    /// Add `socket` to `group` (applied, and checked, by its loop).
+    /// The cluster, when `socket` lives on another of its nodes.
+    fn other_node(&self, socket: SocketId) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.bus
+            .cluster
+            .as_ref()
+            .filter(|c| c.is_other_node(socket))
+    }
+
+    /// Ask `socket`'s node to apply `op` (one PUBLISH).
+    fn socket_op(&self, socket: SocketId, op: SocketOp) -> Option<Result<(), RemoteError>> {
+        self.other_node(socket).map(|cluster| {
+            cluster
+                .socket_op(socket, op)
+                .map_err(|_| PostError::ClusterUnreachable)
+        })
+    }
+
+    /// Add `socket` to `group` (applied, and checked, by its loop; a socket
+    /// of another node by that node, asked through one PUBLISH:
+    /// [`PostError::ClusterUnreachable`] when Redis is not reachable).
     pub fn join_group(&self, socket: SocketId, group: &str) -> Result<(), RemoteError> {
+        if let Some(r) = self.socket_op(socket, SocketOp::Join(group.to_owned())) {
+            return r;
+        }
         self.bus
             .post(self.owner(socket)?, Command::Join(socket, group.to_owned()))
     }
 
-    /// Remove `socket` from `group`.
+    /// Remove `socket` from `group` (of any node, as [`Remote::join_group`]).
     pub fn leave_group(&self, socket: SocketId, group: &str) -> Result<(), RemoteError> {
+        if let Some(r) = self.socket_op(socket, SocketOp::Leave(group.to_owned())) {
+            return r;
+        }
         self.bus.post(
             self.owner(socket)?,
             Command::Leave(socket, group.to_owned()),
@@ -221,13 +246,17 @@ impl Remote {
         )
     }
 
-    /// Close `socket` with `code` and `reason`.
+    /// Close `socket` with `code` and `reason` (of any node, as
+    /// [`Remote::join_group`]; its node checks the code).
     pub fn close_socket(
         &self,
         socket: SocketId,
         code: CloseCode,
         reason: &str,
     ) -> Result<(), RemoteError> {
+        if let Some(r) = self.socket_op(socket, SocketOp::Close(code.0, reason.to_owned())) {
+            return r;
+        }
         self.bus.post(
             self.owner(socket)?,
             Command::Close(socket, code, reason.to_owned()),

@@ -4,86 +4,17 @@
 //! that is SIGKILLed), and tungstenite clients. Deadlines are generous and
 //! only bound waiting for things to happen.
 
-#[path = "support/redis.rs"]
-mod redis_server;
 mod support;
 
-use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gmws::{Config, Gateway};
-use redis_server::RedisServer;
-use serde_json::{json, Value};
+use gmws::Gateway;
+use serde_json::json;
+use support::cluster::*;
 use support::*;
-use tungstenite::{Message, WebSocket};
 
 const DEADLINE: Duration = Duration::from_secs(20);
-
-fn node_config(redis: &str) -> Config {
-    let mut config = api_test_config();
-    config.cluster_redis = Some(redis.to_owned());
-    config.node_lease = Duration::from_secs(3);
-    config
-}
-
-fn node(redis: &str) -> TestServer {
-    start(node_config(redis), Gateway)
-}
-
-type Ws = WebSocket<TcpStream>;
-
-/// Connect, bind `client`, join `groups`; returns the socket and its id.
-fn member(addr: SocketAddr, client: &str, groups: &[&str]) -> (Ws, String) {
-    let mut ws = tungstenite_connect(addr);
-    let welcome = recv(&mut ws);
-    let id = welcome["data"]["socket_id"].as_str().unwrap().to_owned();
-    send(
-        &mut ws,
-        &json!({"type": "bind", "data": {"client_id": client}}),
-    );
-    assert_eq!(recv(&mut ws)["type"], "bind");
-    for g in groups {
-        send(&mut ws, &json!({"type": "join", "data": {"group": g}}));
-        assert_eq!(recv(&mut ws)["type"], "join");
-    }
-    (ws, id)
-}
-
-fn send(ws: &mut Ws, v: &Value) {
-    ws.send(Message::text(v.to_string())).unwrap();
-}
-
-fn recv(ws: &mut Ws) -> Value {
-    serde_json::from_str(&tungstenite_recv_text(ws)).unwrap()
-}
-
-/// The next message's `message` field.
-fn next_message(ws: &mut Ws) -> Value {
-    let v = recv(ws);
-    assert_eq!(v["type"], "message", "{v}");
-    v["data"]["message"].clone()
-}
-
-fn api(addr: SocketAddr, path: &str, body: Value) -> HttpResponse {
-    http_post_json(addr, path, &body)
-}
-
-/// The live nodes `GET /api/nodes` lists on `addr`, and their sockets.
-fn live_nodes(addr: SocketAddr) -> Option<(usize, u64)> {
-    let v = http_get(addr, "/api/nodes").json();
-    let nodes = v["nodes"].as_array()?;
-    let total = nodes
-        .iter()
-        .filter_map(|n| n["online_sockets"].as_u64())
-        .sum();
-    Some((nodes.len(), total))
-}
-
-fn wait_subscribed(redis: &RedisServer, channel: &str, n: u64) {
-    wait_for(&format!("{n} subscriber(s) of {channel}"), || {
-        (redis.subscribers(channel) >= n).then_some(())
-    });
-}
 
 #[test]
 fn sends_of_every_kind_cross_nodes_with_exclusions() {
@@ -237,7 +168,19 @@ fn a_sigkilled_node_vanishes_within_the_lease() {
         cluster = server.hub().cluster().cloned();
     });
     let cluster = cluster.expect("node A is in a cluster");
-    let mut child = redis.child_node("GMWS_TEST_CHILD_REDIS");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_node",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("GMWS_TEST_CHILD_REDIS", redis.url())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the child node");
     let live = |want: usize| live_nodes(a.addr).and_then(|(n, total)| (n == want).then_some(total));
     wait_for("the child node in /api/nodes with its socket", || {
         live(2).filter(|total| *total == 1)

@@ -6,8 +6,6 @@
 //! the group, so every member sees, for each occurrence, how many runs it
 //! had across the nodes. Deadlines are generous and only bound waiting.
 
-#[path = "support/redis.rs"]
-mod redis_server;
 mod support;
 
 use std::collections::BTreeMap;
@@ -19,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use gmws::scheduler::{Fire, JobOptions, Trigger};
 use gmws::{Config, Envelope, EnvelopeHandler, Gateway, Hub, Server, SocketId};
-use redis_server::RedisServer;
 use serde_json::{json, Value};
+use support::cluster::RedisServer;
 use support::*;
 use tungstenite::{Message, WebSocket};
 

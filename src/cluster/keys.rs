@@ -7,6 +7,7 @@
 //! | `{c}:nodes` | set | node numbers that held a lease (pruned when it lapses) |
 //! | `{c}:client:{id}` | hash | node → that node's socket ids of the client |
 //! | `{c}:group:{g}` | hash | node → that node's member count |
+//! | `{c}:gm:{g}:{n}` | hash | node `n`'s members of group `g`: socket id → client id (`""` unbound) |
 //! | channel `{c}:n:{n}` | pub/sub | messages for node `n` (sockets, probes) |
 //! | channel `{c}:c:{id}` | pub/sub | messages for a client's sockets |
 //! | channel `{c}:g:{g}` | pub/sub | messages for a group |
@@ -70,6 +71,21 @@ impl Keys {
         self.join("group", group)
     }
 
+    /// The prefix of a group's per-node member hashes (`{c}:gm:{g}:`; the
+    /// node number follows).
+    pub fn group_members_prefix(&self, group: &str) -> Vec<u8> {
+        let mut p = self.join("gm", group);
+        p.push(b':');
+        p
+    }
+
+    /// Node `n`'s member hash of `group`.
+    pub fn group_members(&self, group: &str, node: u16) -> Vec<u8> {
+        let mut k = self.group_members_prefix(group);
+        k.extend_from_slice(node.to_string().as_bytes());
+        k
+    }
+
     /// Node `n`'s channel.
     pub fn node_channel(&self, node: u16) -> Vec<u8> {
         self.join("n", node.to_string())
@@ -104,5 +120,6 @@ mod tests {
         assert_eq!(k.lease_prefix(), b"blue:node:");
         assert_eq!(k.all_channel(), b"blue:all");
         assert_eq!(k.instance(), b"blue:instance");
+        assert_eq!(k.group_members("a:b", 7), b"blue:gm:a:b:7");
     }
 }

@@ -48,4 +48,5 @@ pub use error::{ClusterError, ClusterStartError};
 pub use metrics::{ClusterMetrics, ClusterMetricsSnapshot};
 pub(crate) use node::InterestGuard as InterestRef;
 pub use node::{Cluster, NodeInfo};
+pub use presence::GroupPresence;
 pub(crate) use worker::Worker;

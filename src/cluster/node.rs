@@ -64,6 +64,8 @@ pub struct Cluster {
     url: String,
     pub(crate) options: RedisOptions,
     redis: RwLock<RedisHandle>,
+    /// The counters of Redis clients replaced by [`Cluster::restart_client`].
+    retired: Mutex<super::redis::RedisMetricsSnapshot>,
     /// Bit 0: the commands link is up; bit 1: the pub/sub link is up.
     pub(crate) links: AtomicU8,
     /// The last liveness probe came back (or none has failed yet).
@@ -140,6 +142,7 @@ impl Cluster {
             url: url.to_owned(),
             options,
             redis: RwLock::new(redis),
+            retired: Mutex::new(Default::default()),
             links: AtomicU8::new(0),
             probe_ok: AtomicBool::new(true),
             metrics: ClusterMetrics::default(),
@@ -175,9 +178,11 @@ impl Cluster {
         self.metrics.snapshot()
     }
 
-    /// The Redis client's counters (reconnects, command latency, ...).
+    /// The Redis client's counters (reconnects, command latency, ...),
+    /// including those of the clients it replaced (they only grow).
     pub fn redis_metrics(&self) -> super::redis::RedisMetricsSnapshot {
-        self.redis().metrics()
+        let retired = *self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        retired.plus(&self.redis().metrics())
     }
 
     /// The live nodes, as the cluster thread last read them from Redis
@@ -198,10 +203,15 @@ impl Cluster {
     pub(crate) fn restart_client(&self) -> Option<RedisEvents> {
         match RedisClient::start(&self.url, self.options.clone()) {
             Ok((redis, events)) => {
+                // Held across the swap: a reader sees the old client's
+                // counts either in `retired` or in the client, never neither.
+                let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
                 let old = std::mem::replace(
                     &mut *self.redis.write().unwrap_or_else(|p| p.into_inner()),
                     redis,
                 );
+                *retired = retired.plus(&old.metrics());
+                drop(retired);
                 old.shutdown();
                 self.links.store(0, Ordering::Release);
                 Some(events)
@@ -241,7 +251,7 @@ impl Cluster {
             return Err(ClusterError::Unreachable);
         }
         let channel = match target {
-            WireTarget::Socket(id) => self.keys.node_channel(id.node()),
+            WireTarget::Socket(id) | WireTarget::Op(id, _) => self.keys.node_channel(id.node()),
             WireTarget::Client(c) => self.keys.client_channel(c),
             WireTarget::Group(g, _) => self.keys.group_channel(g),
             WireTarget::All | WireTarget::AllClients => self.keys.all_channel(),
@@ -271,6 +281,24 @@ impl Cluster {
                 Err(ClusterError::Unreachable)
             }
         }
+    }
+
+    /// Whether `socket` lives on another node of the cluster.
+    pub fn is_other_node(&self, socket: crate::SocketId) -> bool {
+        socket.node() != self.node
+    }
+
+    /// Ask the node of `socket` to apply `op` to it (one PUBLISH on that
+    /// node's channel; applied there by the socket's loop, checked as if
+    /// asked there). At most once: `Ok` says it was published, not that it
+    /// was applied (a stale id, a full group or a bad close code is refused
+    /// and logged there).
+    pub(crate) fn socket_op(
+        &self,
+        socket: crate::SocketId,
+        op: wire::SocketOp,
+    ) -> Result<(), ClusterError> {
+        self.publish(&WireTarget::Op(socket, op), false, &[])
     }
 
     /// The node's interest, to change it; the cluster thread is woken to

@@ -28,20 +28,59 @@ end
 return out
 ";
 
-/// KEYS[1]: the group's hash; ARGV[1]: the lease prefix. Returns the live
-/// nodes' member count.
+/// KEYS[1]: the group's hash; ARGV[1]: the lease prefix; ARGV[2]: the
+/// prefix of the group's member hashes. Returns the live nodes' member
+/// count.
 const GROUP_SCRIPT: &str = r"
 local h = redis.call('HGETALL', KEYS[1])
 local n = 0
 for i = 1, #h, 2 do
   if redis.call('EXISTS', ARGV[1] .. h[i]) == 1 then
-    n = n + tonumber(h[i + 1])
+    n = n + (tonumber(h[i + 1]) or 0)
   else
     redis.call('HDEL', KEYS[1], h[i])
+    redis.call('DEL', ARGV[2] .. h[i])
   end
 end
 return n
 ";
+
+/// KEYS[1]: the group's hash; ARGV[1]: the lease prefix; ARGV[2]: the
+/// prefix of the group's member hashes (`{c}:gm:{g}:`, the node follows).
+/// Returns `{distinct bound clients, {socket ids}}` over the live nodes.
+const GROUP_MEMBERS_SCRIPT: &str = r"
+local h = redis.call('HGETALL', KEYS[1])
+local members = {}
+local seen = {}
+local clients = 0
+for i = 1, #h, 2 do
+  if redis.call('EXISTS', ARGV[1] .. h[i]) == 1 then
+    local m = redis.call('HGETALL', ARGV[2] .. h[i])
+    for j = 1, #m, 2 do
+      table.insert(members, m[j])
+      local c = m[j + 1]
+      if c ~= '' and not seen[c] then
+        seen[c] = true
+        clients = clients + 1
+      end
+    end
+  else
+    redis.call('HDEL', KEYS[1], h[i])
+    redis.call('DEL', ARGV[2] .. h[i])
+  end
+end
+return {clients, members}
+";
+
+/// A group across the cluster, as [`Cluster::group_members`] answers it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupPresence {
+    /// Its members (sockets) on every live node, in no particular order.
+    pub sockets: Vec<SocketId>,
+    /// How many distinct bound client ids have a socket in it.
+    pub clients: u64,
+}
 
 /// KEYS[1]: the set of nodes; ARGV[1]: the lease prefix. Returns the live
 /// nodes' leases (their JSON summaries) and prunes the others.
@@ -71,13 +110,39 @@ fn socket_ids(reply: Reply) -> Result<Vec<SocketId>, ClusterError> {
     Ok(out)
 }
 
+/// The answer of the group members script.
+fn group_presence(reply: Reply) -> Result<GroupPresence, ClusterError> {
+    let Reply::Array(parts) = reply else {
+        return Err(ClusterError::BadReply);
+    };
+    let [Reply::Integer(clients), Reply::Array(ids)] = parts.as_slice() else {
+        return Err(ClusterError::BadReply);
+    };
+    let sockets = ids
+        .iter()
+        .map(|id| {
+            id.as_bytes()
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .and_then(|s| s.parse().ok())
+                .ok_or(ClusterError::BadReply)
+        })
+        .collect::<Result<Vec<SocketId>, _>>()?;
+    Ok(GroupPresence {
+        sockets,
+        clients: u64::try_from(*clients).unwrap_or(0),
+    })
+}
+
 impl Cluster {
-    fn script<F>(&self, script: &str, key: Vec<u8>, reply: F)
+    fn script<F>(&self, script: &str, key: Vec<u8>, extra: Option<Vec<u8>>, reply: F)
     where
         F: FnOnce(Result<Reply, ClusterError>) + Send + 'static,
     {
         let prefix = self.keys.lease_prefix();
-        let args: [&[u8]; 5] = [b"EVAL", script.as_bytes(), b"1", &key, &prefix];
+        let mut args: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), b"1", &key, &prefix];
+        if let Some(extra) = &extra {
+            args.push(extra);
+        }
         // On Err the callback is dropped unanswered: answer it here instead.
         let cell = std::sync::Arc::new(std::sync::Mutex::new(Some(reply)));
         let inner = std::sync::Arc::clone(&cell);
@@ -102,7 +167,7 @@ impl Cluster {
         client_id: &str,
         reply: impl FnOnce(Result<Vec<SocketId>, ClusterError>) + Send + 'static,
     ) {
-        self.script(CLIENT_SCRIPT, self.keys.client(client_id), move |r| {
+        self.script(CLIENT_SCRIPT, self.keys.client(client_id), None, move |r| {
             reply(r.and_then(socket_ids));
         });
     }
@@ -123,13 +188,46 @@ impl Cluster {
         group: &str,
         reply: impl FnOnce(Result<u64, ClusterError>) + Send + 'static,
     ) {
-        self.script(GROUP_SCRIPT, self.keys.group(group), move |r| {
-            reply(match r {
-                Ok(Reply::Integer(n)) => Ok(n.max(0) as u64),
-                Ok(_) => Err(ClusterError::BadReply),
-                Err(e) => Err(e),
-            });
-        });
+        let members = self.keys.group_members_prefix(group);
+        self.script(
+            GROUP_SCRIPT,
+            self.keys.group(group),
+            Some(members),
+            move |r| {
+                reply(match r {
+                    Ok(Reply::Integer(n)) => Ok(n.max(0) as u64),
+                    Ok(_) => Err(ClusterError::BadReply),
+                    Err(e) => Err(e),
+                });
+            },
+        );
+    }
+
+    /// The members of `group` on every live node and how many distinct
+    /// bound client ids they have (one command; the work in Redis is
+    /// O(members)). `reply` runs on the Redis client's thread, once.
+    pub fn group_members(
+        &self,
+        group: &str,
+        reply: impl FnOnce(Result<GroupPresence, ClusterError>) + Send + 'static,
+    ) {
+        let members = self.keys.group_members_prefix(group);
+        self.script(
+            GROUP_MEMBERS_SCRIPT,
+            self.keys.group(group),
+            Some(members),
+            move |r| reply(r.and_then(group_presence)),
+        );
+    }
+
+    /// How many distinct bound client ids have a socket in `group`, on
+    /// every live node (as [`Cluster::group_members`]).
+    pub fn group_clients_count(
+        &self,
+        group: &str,
+        reply: impl FnOnce(Result<u64, ClusterError>) + Send + 'static,
+    ) {
+        self.group_members(group, move |r| reply(r.map(|g| g.clients)));
     }
 }
 
@@ -158,5 +256,31 @@ mod tests {
             Err(ClusterError::BadReply)
         );
         assert_eq!(socket_ids(Reply::Nil), Err(ClusterError::BadReply));
+    }
+
+    #[test]
+    fn group_answers_parse_and_garbage_is_an_error() {
+        let reply = Reply::Array(vec![
+            Reply::Integer(2),
+            Reply::Array(vec![Reply::Bulk(b"5".to_vec()), Reply::Bulk(b"6".to_vec())]),
+        ]);
+        assert_eq!(
+            group_presence(reply),
+            Ok(GroupPresence {
+                sockets: vec![SocketId::from_u64(5), SocketId::from_u64(6)],
+                clients: 2
+            })
+        );
+        for bad in [
+            Reply::Nil,
+            Reply::Array(vec![Reply::Integer(1)]),
+            Reply::Array(vec![Reply::Integer(1), Reply::Bulk(b"x".to_vec())]),
+            Reply::Array(vec![
+                Reply::Integer(1),
+                Reply::Array(vec![Reply::Bulk(b"no".to_vec())]),
+            ]),
+        ] {
+            assert_eq!(group_presence(bad), Err(ClusterError::BadReply));
+        }
     }
 }

@@ -7,6 +7,10 @@
 //! | payload (the rest)
 //! ```
 //!
+//! A socket operation (kind 6, [`WireTarget::Op`]) carries its socket as the
+//! target and the operation as the payload: `op u8` (1 join, 2 leave, 3
+//! close) then the group name, or `code u16` and the reason.
+//!
 //! Integers are big-endian. Decoding never panics: a malformed message is a
 //! [`WireError`], counted and dropped by the receiver.
 
@@ -33,6 +37,59 @@ pub enum WireTarget {
     /// The liveness probe a node publishes to itself (the payload is its
     /// token); reaches no socket.
     Probe,
+    /// An operation on one socket of the receiving node (join, leave,
+    /// close), applied by the socket's loop as if asked there.
+    Op(SocketId, SocketOp),
+}
+
+/// What [`WireTarget::Op`] does to its socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SocketOp {
+    /// Join the group.
+    Join(String),
+    /// Leave the group.
+    Leave(String),
+    /// Close with this code and reason (the receiver checks the code).
+    Close(u16, String),
+}
+
+impl SocketOp {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            SocketOp::Join(g) => {
+                out.push(1);
+                out.extend_from_slice(g.as_bytes());
+            }
+            SocketOp::Leave(g) => {
+                out.push(2);
+                out.extend_from_slice(g.as_bytes());
+            }
+            SocketOp::Close(code, reason) => {
+                out.push(3);
+                out.extend_from_slice(&code.to_be_bytes());
+                out.extend_from_slice(reason.as_bytes());
+            }
+        }
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<SocketOp, WireError> {
+        let text = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| WireError::Utf8);
+        match bytes.split_first() {
+            Some((1, group)) => Ok(SocketOp::Join(text(group)?)),
+            Some((2, group)) => Ok(SocketOp::Leave(text(group)?)),
+            Some((3, rest)) if rest.len() >= 2 => {
+                let (code, reason) = rest.split_at(2);
+                Ok(SocketOp::Close(
+                    u16::from_be_bytes([code[0], code[1]]),
+                    text(reason)?,
+                ))
+            }
+            Some((3, _)) | None => Err(WireError::Truncated),
+            Some((op, _)) => Err(WireError::Op(*op)),
+        }
+    }
 }
 
 /// One cross-node message.
@@ -63,6 +120,8 @@ pub enum WireError {
     Opcode(u8),
     /// A client id or group name that is not UTF-8.
     Utf8,
+    /// An unknown socket operation.
+    Op(u8),
 }
 
 impl fmt::Display for WireError {
@@ -73,6 +132,7 @@ impl fmt::Display for WireError {
             WireError::Kind(k) => write!(f, "unknown cluster target kind {k}"),
             WireError::Opcode(o) => write!(f, "cluster message opcode {o} (text 1 or binary 2)"),
             WireError::Utf8 => f.write_str("cluster message target is not UTF-8"),
+            WireError::Op(o) => write!(f, "unknown cluster socket operation {o}"),
         }
     }
 }
@@ -80,18 +140,32 @@ impl fmt::Display for WireError {
 impl std::error::Error for WireError {}
 
 /// Encode a publication whose payload is `payload` (borrowed, so the sender
-/// copies it once, here).
+/// copies it once, here). A [`WireTarget::Op`] carries its operation in
+/// place of `payload`.
 pub fn encode(origin: u16, seq: u64, target: &WireTarget, binary: bool, payload: &[u8]) -> Vec<u8> {
+    let op;
+    let payload = match target {
+        WireTarget::Op(_, o) => {
+            op = o.encode();
+            &op[..]
+        }
+        _ => payload,
+    };
     let (kind, name, excluded): (u8, &[u8], &[SocketId]) = match target {
-        WireTarget::Socket(_) => (0, &[], &[]),
+        WireTarget::Socket(_) | WireTarget::Op(..) => (0, &[], &[]),
         WireTarget::Client(c) => (1, c.as_bytes(), &[]),
         WireTarget::Group(g, ex) => (2, g.as_bytes(), ex),
         WireTarget::All => (3, &[], &[]),
         WireTarget::AllClients => (4, &[], &[]),
         WireTarget::Probe => (5, &[], &[]),
     };
+    let kind = if matches!(target, WireTarget::Op(..)) {
+        6
+    } else {
+        kind
+    };
     let socket = match target {
-        WireTarget::Socket(id) => Some(id.as_u64().to_be_bytes()),
+        WireTarget::Socket(id) | WireTarget::Op(id, _) => Some(id.as_u64().to_be_bytes()),
         _ => None,
     };
     let name: &[u8] = socket.as_ref().map_or(name, |b| &b[..]);
@@ -157,16 +231,27 @@ pub fn decode(bytes: &[u8]) -> Result<Publication, WireError> {
         excluded.push(SocketId::from_u64(u64::from_be_bytes(r.array()?)));
     }
     let text = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| WireError::Utf8);
+    let socket = || -> Result<SocketId, WireError> {
+        let raw: [u8; 8] = name.try_into().map_err(|_| WireError::Truncated)?;
+        Ok(SocketId::from_u64(u64::from_be_bytes(raw)))
+    };
     let target = match kind {
-        0 => {
-            let raw: [u8; 8] = name.try_into().map_err(|_| WireError::Truncated)?;
-            WireTarget::Socket(SocketId::from_u64(u64::from_be_bytes(raw)))
-        }
+        0 => WireTarget::Socket(socket()?),
         1 => WireTarget::Client(text(name)?),
         2 => WireTarget::Group(text(name)?, excluded),
         3 => WireTarget::All,
         4 => WireTarget::AllClients,
         5 => WireTarget::Probe,
+        6 => {
+            let op = SocketOp::decode(r.0)?;
+            return Ok(Publication {
+                origin,
+                seq,
+                target: WireTarget::Op(socket()?, op),
+                binary,
+                payload: Vec::new(),
+            });
+        }
         k => return Err(WireError::Kind(k)),
     };
     Ok(Publication {
@@ -206,6 +291,38 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[test]
+    fn socket_operations_round_trip() {
+        let id = SocketId::new(4, 1, 2);
+        for op in [
+            SocketOp::Join("room".into()),
+            SocketOp::Leave("r:1".into()),
+            SocketOp::Close(4000, "bye".into()),
+            SocketOp::Close(1000, String::new()),
+        ] {
+            let target = WireTarget::Op(id, op);
+            let p = decode(&encode(2, 7, &target, false, b"ignored")).unwrap();
+            assert_eq!((p.origin, p.seq, p.target), (2, 7, target));
+            assert!(p.payload.is_empty());
+        }
+        let good = encode(
+            2,
+            7,
+            &WireTarget::Op(id, SocketOp::Close(1000, "x".into())),
+            false,
+            b"",
+        );
+        let body = good.len() - 4; // op byte, code, reason
+        assert_eq!(decode(&good[..body]), Err(WireError::Truncated));
+        assert_eq!(decode(&good[..body + 2]), Err(WireError::Truncated));
+        let mut bad = good.clone();
+        bad[body] = 9;
+        assert_eq!(decode(&bad), Err(WireError::Op(9)));
+        let mut bad = good.clone();
+        *bad.last_mut().unwrap() = 0xff;
+        assert_eq!(decode(&bad), Err(WireError::Utf8));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use serde_json::json;
 use super::node::{Cluster, NodeInfo, Seed};
 use super::presence::NODES_SCRIPT;
 use super::redis::{RedisEvent, RedisEvents, Reply};
-use super::wire::{self, WireTarget};
+use super::wire::{self, SocketOp, WireTarget};
 use crate::bus::{Bus, Command, Target};
 use crate::compression::Outgoing;
 use crate::outqueue::SharedFrame;
@@ -217,6 +217,9 @@ impl Worker {
 
     /// Hand a publication to the loops: the frame once, one command per loop.
     fn deliver(&self, bus: &Arc<Bus>, p: wire::Publication) {
+        if let WireTarget::Op(id, op) = p.target {
+            return self.apply_op(bus, id, op);
+        }
         let opcode = if p.binary {
             OpCode::Binary
         } else {
@@ -230,7 +233,7 @@ impl Worker {
             WireTarget::Socket(id) if id.node() == self.cluster.node() => {
                 vec![usize::from(id.loop_index())]
             }
-            WireTarget::Socket(_) | WireTarget::Probe => return,
+            WireTarget::Socket(_) | WireTarget::Probe | WireTarget::Op(..) => return,
             _ => (0..bus.loops()).collect(),
         };
         let target = match p.target {
@@ -239,7 +242,7 @@ impl Worker {
             WireTarget::Group(g, ex) => Target::Group(Arc::from(g), Arc::from(ex)),
             WireTarget::All => Target::All,
             WireTarget::AllClients => Target::AllClients,
-            WireTarget::Probe => return,
+            WireTarget::Probe | WireTarget::Op(..) => return,
         };
         for index in loops {
             let target = target.clone();
@@ -254,6 +257,22 @@ impl Worker {
         }
     }
 
+    /// Another node asked for `op` on this node's socket `id`: post it to
+    /// the socket's loop, which checks and applies it as a local call.
+    fn apply_op(&self, bus: &Arc<Bus>, id: crate::SocketId, op: SocketOp) {
+        if id.node() != self.cluster.node() {
+            return;
+        }
+        let command = match op {
+            SocketOp::Join(group) => Command::Join(id, group),
+            SocketOp::Leave(group) => Command::Leave(id, group),
+            SocketOp::Close(code, reason) => Command::Close(id, crate::CloseCode(code), reason),
+        };
+        if let Err(e) = bus.post(usize::from(id.loop_index()), command) {
+            log::warn!("cluster: an operation for socket {id} was dropped: {e}");
+        }
+    }
+
     /// Act on the groups and clients that changed: (un)subscribe, write
     /// presence.
     fn flush_interest(&mut self) {
@@ -261,6 +280,7 @@ impl Worker {
             self.rewrite = true;
         }
         let rewrite = std::mem::take(&mut self.rewrite);
+        self.flush_members(rewrite);
         let (groups, clients) = {
             let mut interest = self.cluster.interest_quiet();
             if rewrite {
@@ -356,6 +376,50 @@ impl Worker {
             if let Err(e) = redis.subscribe(subscribe) {
                 log::warn!("cluster: subscribe refused: {e}");
             }
+        }
+    }
+
+    /// Write the member changes (HSET/HDEL on the groups' member hashes, in
+    /// the order made), or every member hash again on a rewrite.
+    fn flush_members(&mut self, rewrite: bool) {
+        let node = self.cluster.node();
+        let keys = self.cluster.keys.clone();
+        let mut commands: Vec<Vec<Vec<u8>>> = Vec::new();
+        {
+            let mut interest = self.cluster.interest_quiet();
+            let ops = std::mem::take(&mut interest.member_ops);
+            if rewrite || std::mem::take(&mut interest.members_overflow) {
+                let mut names: HashSet<&String> = self.written_groups.iter().collect();
+                names.extend(interest.members.keys());
+                for group in names {
+                    let key = keys.group_members(group, node);
+                    commands.push(vec![b"DEL".to_vec(), key.clone()]);
+                    if let Some(members) = interest.members.get(group).filter(|m| !m.is_empty()) {
+                        let mut hset = Vec::with_capacity(2 + 2 * members.len());
+                        hset.push(b"HSET".to_vec());
+                        hset.push(key);
+                        for (socket, client) in members {
+                            hset.push(socket.to_string().into_bytes());
+                            hset.push(client.clone().into_bytes());
+                        }
+                        commands.push(hset);
+                    }
+                }
+            } else {
+                for (group, socket, client) in ops {
+                    let key = keys.group_members(&group, node);
+                    let field = socket.to_string().into_bytes();
+                    commands.push(match client {
+                        Some(client) => vec![b"HSET".to_vec(), key, field, client.into_bytes()],
+                        None => vec![b"HDEL".to_vec(), key, field],
+                    });
+                }
+            }
+        }
+        let redis = self.cluster.redis();
+        for command in commands {
+            // Lost when Redis is down: the reconnect rewrites everything.
+            let _ = redis.command(command, |_| {});
         }
     }
 

@@ -7,6 +7,7 @@ use super::{millis, Hub};
 use std::sync::Arc;
 
 use crate::bus::Command;
+use crate::cluster::wire::SocketOp;
 use crate::socket_app::SocketApp;
 use crate::socket_id::SocketId;
 
@@ -30,6 +31,9 @@ pub enum HubError {
     InvalidCloseCode,
     /// The socket's loop is behind (its inbox is full); nothing was done.
     Busy,
+    /// The socket lives on another node and the cluster (Redis) is
+    /// unreachable: nothing was done.
+    ClusterUnreachable,
 }
 
 impl std::fmt::Display for HubError {
@@ -45,6 +49,9 @@ impl std::fmt::Display for HubError {
             HubError::SessionTooLarge => "session over max_session_size",
             HubError::InvalidCloseCode => "close code not valid on the wire",
             HubError::Busy => "the socket's loop is behind (its inbox is full)",
+            HubError::ClusterUnreachable => {
+                "the socket's node is unreachable (the cluster is down)"
+            }
         })
     }
 }
@@ -77,10 +84,19 @@ impl Hub {
 
     /// Add `socket` to `group`. `Ok(false)` if it was a member already. A
     /// socket of another loop is added when that loop applies it (`Ok(true)`
-    /// once posted; that loop checks the limits and logs a refusal).
+    /// once posted; that loop checks the limits and logs a refusal). A
+    /// socket of another node of the cluster likewise, through one PUBLISH
+    /// on that node's channel (`Ok(true)` once published;
+    /// [`HubError::ClusterUnreachable`] when Redis is not reachable).
     pub fn join_group(&mut self, socket: SocketId, group: &str) -> Result<bool, HubError> {
         if group.is_empty() || group.len() > self.settings.max_group_name {
             return Err(HubError::BadGroupName);
+        }
+        if let Some(cluster) = self.other_node(socket) {
+            return cluster
+                .socket_op(socket, SocketOp::Join(group.to_owned()))
+                .map(|()| true)
+                .map_err(|_| HubError::ClusterUnreachable);
         }
         if self.is_remote(socket) {
             let member = self.remote_member(socket, group);
@@ -110,7 +126,7 @@ impl Hub {
         let client = app.client_id.clone();
         self.groups.add(group, socket, client.as_deref());
         if let Some(mut interest) = self.interest() {
-            interest.join(group);
+            interest.join(group, socket, client.as_deref());
         }
         self.app_changed(socket);
         if self.bus.shared() {
@@ -130,8 +146,19 @@ impl Hub {
             .map(|s| s.groups.iter().any(|g| g == group))
     }
 
-    /// Remove `socket` from `group`. False if it was not a member.
+    /// Remove `socket` from `group`. False if it was not a member. A socket
+    /// of another node is asked to leave through one PUBLISH (true once
+    /// published; false, and logged, when the cluster is unreachable).
     pub fn leave_group(&mut self, socket: SocketId, group: &str) -> bool {
+        if let Some(cluster) = self.other_node(socket) {
+            return match cluster.socket_op(socket, SocketOp::Leave(group.to_owned())) {
+                Ok(()) => true,
+                Err(e) => {
+                    log::warn!("socket {socket}: leave {group:?} not sent to its node: {e}");
+                    false
+                }
+            };
+        }
         if self.is_remote(socket) {
             let member = self.remote_member(socket, group) == Some(true);
             return member
@@ -149,7 +176,7 @@ impl Hub {
         let client = app.client_id.clone();
         let removed = self.groups.remove(group, socket, client.as_deref());
         if let Some(mut interest) = self.interest() {
-            interest.leave(group);
+            interest.leave(group, socket);
         }
         self.app_changed(socket);
         if self.bus.shared() {
@@ -187,7 +214,7 @@ impl Hub {
                 app.groups.retain(|g| g != group);
             }
             if let Some(mut interest) = self.interest() {
-                interest.leave(group);
+                interest.leave(group, *id);
             }
             self.app_changed(*id);
             if self.bus.shared() {
@@ -293,6 +320,7 @@ impl Hub {
                 interest.unbind(old, socket);
             }
             interest.bind(client_id, socket);
+            interest.member_client(&groups, socket, Some(client_id));
         }
         for group in &groups {
             self.groups
@@ -325,6 +353,7 @@ impl Hub {
         self.clients.remove(&old, socket);
         if let Some(mut interest) = self.interest() {
             interest.unbind(&old, socket);
+            interest.member_client(&groups, socket, None);
         }
         for group in &groups {
             self.groups.set_client(group, Some(&old), None);
@@ -538,7 +567,7 @@ impl Hub {
                 interest.unbind(client, socket);
             }
             for group in &app.groups {
-                interest.leave(group);
+                interest.leave(group, socket);
             }
         }
         for handle in &app.timers {

@@ -373,6 +373,14 @@ impl Hub {
         self.cluster_result = Ok(());
     }
 
+    /// The cluster, when `socket` lives on another of its nodes.
+    pub(crate) fn other_node(&self, socket: SocketId) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.bus
+            .cluster
+            .as_ref()
+            .filter(|c| c.is_other_node(socket))
+    }
+
     /// The node interest to update, when in a cluster.
     pub(crate) fn interest(&self) -> Option<crate::cluster::InterestRef<'_>> {
         self.bus.cluster.as_ref().map(|c| c.interest())

@@ -55,13 +55,25 @@ impl Hub {
 
     /// Close `socket` with `code` and `reason` (the close handshake follows).
     /// Refused, with nothing done, if it is not online or if `code` may not
-    /// be sent on the wire (valid: 1000-1003, 1007-1014, 3000-4999).
+    /// be sent on the wire (valid: 1000-1003, 1007-1014, 3000-4999). A socket
+    /// of another node of the cluster is closed by its node, asked through
+    /// one PUBLISH (`Ok` once published, whether or not it is still online
+    /// there; [`HubError::ClusterUnreachable`] when Redis is not reachable).
     pub fn close_socket(
         &mut self,
         socket: SocketId,
         code: CloseCode,
         reason: &str,
     ) -> Result<(), HubError> {
+        if let Some(cluster) = self.other_node(socket) {
+            if !code.is_valid_on_wire() {
+                return Err(HubError::InvalidCloseCode);
+            }
+            let op = crate::cluster::wire::SocketOp::Close(code.0, reason.to_owned());
+            return cluster
+                .socket_op(socket, op)
+                .map_err(|_| HubError::ClusterUnreachable);
+        }
         if !self.is_socket_online(socket) {
             return Err(HubError::NotOnline);
         }

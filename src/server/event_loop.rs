@@ -90,6 +90,9 @@ pub(crate) struct Loop<H: Handler> {
     pub(super) last_exhaustion_log: Option<Instant>,
     pub(super) start: Instant,
     pub(super) stopping_since: Option<u64>,
+    /// HTTP requests waiting for the cluster's answer, by slot (their
+    /// connections read nothing meanwhile).
+    pub(super) parked: std::collections::HashMap<usize, http::Parked>,
     /// The bus clock (ms) when stats were last published.
     pub(super) published_at: u64,
     /// This turn's numbers were not published (one was, this millisecond):
@@ -139,6 +142,7 @@ impl<H: Handler> Loop<H> {
             last_exhaustion_log: None,
             start: Instant::now(),
             stopping_since: None,
+            parked: std::collections::HashMap::new(),
             published_at: u64::MAX,
             publish_pending: false,
         }
@@ -190,6 +194,7 @@ impl<H: Handler> Loop<H> {
             for (timer, event) in fired.drain(..) {
                 self.fire(timer, event);
             }
+            self.expire_parked();
             self.flush_dirty();
             self.enforce_memory();
             self.publish();
@@ -210,6 +215,9 @@ impl<H: Handler> Loop<H> {
         }
         let now = millis(self.start.elapsed());
         let mut next = self.hub.timers.next_expiration();
+        if let Some(at) = self.parked_deadline() {
+            next = Some(next.map_or(at, |n| n.min(at)));
+        }
         if self.stopping_since.is_some() {
             next = Some(next.map_or(now + 50, |n| n.min(now + 50)));
         }

@@ -77,6 +77,11 @@ impl<H: Handler> Loop<H> {
             Command::UpdateSession(id, fields) => {
                 let _ = self.hub.update_session(id, fields);
             }
+            Command::HttpReply {
+                conn,
+                token,
+                response,
+            } => self.answer_parked(conn, token, &response),
             Command::Run(f) => {
                 let hub = &mut self.hub;
                 if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(hub))).is_err() {

@@ -42,6 +42,7 @@ mod dispatch;
 mod event_loop;
 pub(crate) mod http;
 mod inbox;
+mod parked;
 mod read;
 mod timers;
 mod write;

@@ -50,6 +50,9 @@ impl<H: Handler> Loop<H> {
         if conn.read_again {
             return; // queued for next turn already
         }
+        if self.is_parked(key) {
+            return; // resumed when the cluster's answer comes (see parked.rs)
+        }
         match conn.state {
             State::Http { .. } if !conn.input.is_empty() => self.process_http(key),
             State::Open | State::CloseSent if conn.input.len() > RESERVE => {
@@ -206,6 +209,9 @@ impl<H: Handler> Loop<H> {
     /// its queued responses pass [`HTTP_OUTPUT_CAP`].
     fn process_http(&mut self, key: usize) {
         loop {
+            if self.is_parked(key) {
+                return;
+            }
             let exhausted = self.hub.turn_exhausted();
             let Some(conn) = self.hub.conns.get_mut(key) else {
                 return;
@@ -240,6 +246,7 @@ impl<H: Handler> Loop<H> {
                 head_len,
             ) {
                 HttpOutcome::NeedMore => return,
+                HttpOutcome::Parked(parked) => return self.park(key, parked),
                 HttpOutcome::Done { close: true } => {
                     self.hub.finish(key);
                     return;

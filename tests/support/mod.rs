@@ -15,6 +15,8 @@ use gmws::protocol::handshake::{client_request, parse_response};
 use gmws::protocol::OpCode;
 use gmws::{Config, Handler, Hub, Server, ShutdownHandle, SocketId};
 
+pub mod cluster;
+
 /// How long a test waits for anything before failing.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 

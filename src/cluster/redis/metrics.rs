@@ -16,11 +16,25 @@ pub struct RedisMetrics {
     connect_failures: AtomicU64,
     latency_us_sum: AtomicU64,
     latency_count: AtomicU64,
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS_US.len()],
     publish_failures: AtomicU64,
     messages_received: AtomicU64,
     messages_dropped: AtomicU64,
     callback_panics: AtomicU64,
 }
+
+/// The upper bounds (microseconds, inclusive) of the command latency
+/// histogram's buckets; the last takes everything slower.
+pub const LATENCY_BUCKETS_US: [u64; 8] = [
+    250,
+    1_000,
+    5_000,
+    25_000,
+    100_000,
+    500_000,
+    2_000_000,
+    u64::MAX,
+];
 
 /// The counters at one moment. Every field only grows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,6 +61,8 @@ pub struct RedisMetricsSnapshot {
     pub latency_us_sum: u64,
     /// Number of latencies in `latency_us_sum`.
     pub latency_count: u64,
+    /// Latencies per bucket of [`LATENCY_BUCKETS_US`] (not cumulative).
+    pub latency_buckets: [u64; LATENCY_BUCKETS_US.len()],
     /// PUBLISH commands that got no reply or an error.
     pub publish_failures: u64,
     /// Pub/sub messages received.
@@ -62,7 +78,26 @@ macro_rules! counters {
         impl RedisMetrics {
             /// Reads every counter.
             pub fn snapshot(&self) -> RedisMetricsSnapshot {
-                RedisMetricsSnapshot { $($name: self.$name.load(Relaxed)),* }
+                RedisMetricsSnapshot {
+                    $($name: self.$name.load(Relaxed),)*
+                    latency_buckets: std::array::from_fn(|i| {
+                        self.latency_buckets[i].load(Relaxed)
+                    }),
+                }
+            }
+        }
+
+        impl RedisMetricsSnapshot {
+            /// Both snapshots' counts added (a client's and its
+            /// predecessors', so counters never go back after a restart).
+            #[must_use]
+            pub fn plus(&self, other: &RedisMetricsSnapshot) -> RedisMetricsSnapshot {
+                RedisMetricsSnapshot {
+                    $($name: self.$name.saturating_add(other.$name),)*
+                    latency_buckets: std::array::from_fn(|i| {
+                        self.latency_buckets[i].saturating_add(other.latency_buckets[i])
+                    }),
+                }
             }
         }
     };
@@ -97,6 +132,11 @@ impl RedisMetrics {
         let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         self.latency_us_sum.fetch_add(us, Relaxed);
         self.latency_count.fetch_add(1, Relaxed);
+        let bucket = LATENCY_BUCKETS_US
+            .iter()
+            .position(|&bound| us <= bound)
+            .unwrap_or(LATENCY_BUCKETS_US.len() - 1);
+        self.latency_buckets[bucket].fetch_add(1, Relaxed);
     }
     pub(crate) fn timeout(&self) {
         self.timeouts.fetch_add(1, Relaxed);
@@ -124,5 +164,25 @@ impl RedisMetrics {
     }
     pub(crate) fn callback_panic(&self) {
         self.callback_panics.fetch_add(1, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_fall_in_buckets_and_snapshots_add() {
+        let m = RedisMetrics::default();
+        m.reply(Duration::from_micros(100), false);
+        m.reply(Duration::from_micros(250), false);
+        m.reply(Duration::from_millis(3), true);
+        m.reply(Duration::from_secs(9), false);
+        let s = m.snapshot();
+        assert_eq!(s.latency_buckets, [2, 0, 1, 0, 0, 0, 0, 1]);
+        assert_eq!((s.latency_count, s.error_replies), (4, 1));
+        let sum = s.plus(&s);
+        assert_eq!(sum.latency_buckets, [4, 0, 2, 0, 0, 0, 0, 2]);
+        assert_eq!(sum.replies, 8);
     }
 }

@@ -65,7 +65,7 @@ pub use codec::CodecError;
 pub use commands::ReplyCallback;
 pub use error::{RedisError, StartError};
 pub use events::{Link, RedisEvent, RedisEvents};
-pub use metrics::{RedisMetrics, RedisMetricsSnapshot};
+pub use metrics::{RedisMetrics, RedisMetricsSnapshot, LATENCY_BUCKETS_US};
 pub use options::{OptionsError, RedisOptions};
 pub use reply::Reply;
 pub use url::{RedisUrl, UrlError, DEFAULT_PORT};

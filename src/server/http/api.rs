@@ -189,10 +189,23 @@ fn run(hub: &mut Hub, route: ApiRoute, request: &HttpRequest) -> ApiResult {
                     })?,
             };
             let reason = body.get("reason").and_then(Value::as_str).unwrap_or("");
-            let closed = hub
-                .close_socket(socket, crate::CloseCode(code), reason)
-                .is_ok();
-            Ok(Response::json(200, &json!({ "closed": closed })))
+            let elsewhere = hub.cluster().filter(|c| c.is_other_node(socket)).is_some();
+            match hub.close_socket(socket, crate::CloseCode(code), reason) {
+                // Another node's socket: asked of its node (at most once).
+                Ok(()) if elsewhere => Ok(Response::json(
+                    200,
+                    &json!({ "closed": true, "node": socket.node() }),
+                )),
+                Err(crate::hub::HubError::ClusterUnreachable) => Ok(Response::json(
+                    503,
+                    &json!({
+                        "error": "cluster unreachable: the socket's node cannot be asked",
+                        "cluster": "unreachable",
+                        "closed": false,
+                    }),
+                )),
+                r => Ok(Response::json(200, &json!({ "closed": r.is_ok() }))),
+            }
         }
     }
 }

@@ -13,9 +13,11 @@
 use gmws_protocol::handshake::Request;
 
 mod api;
+mod cluster;
 mod routes;
 
 use api::ApiRoute;
+pub(crate) use cluster::{timed_out, Parked};
 
 use crate::handler::Handler;
 use crate::http::request::HttpRequest;
@@ -33,6 +35,9 @@ pub(crate) enum HttpOutcome {
         /// No keep-alive: finish the connection once the response is written.
         close: bool,
     },
+    /// The answer comes from the cluster: the request is parked until its
+    /// [`crate::bus::Command::HttpReply`] (or its deadline) arrives.
+    Parked(Parked),
 }
 
 /// A user route: called with the hub and the request, returns the response.
@@ -164,6 +169,7 @@ pub(crate) fn handle<H: Handler>(
         .skip(head_len)
         .collect();
     let peer = Some(conn.peer.addr());
+    let conn_id = conn.id;
     let keep_alive = wants_keep_alive(head);
     let head_only = head.method == "HEAD";
     hub.metrics.http_requests += 1;
@@ -190,6 +196,22 @@ pub(crate) fn handle<H: Handler>(
         RouteMatch::Found(_, params) => {
             request.params = params;
             match router.find_mut(method, &head.path) {
+                Some(Route::Api(api_route)) if cluster::from_cluster(hub, *api_route) => {
+                    let asked = api::authorize(hub, &request)
+                        .and_then(|()| cluster::ask(hub, conn_id, *api_route, &request));
+                    match asked {
+                        Ok((token, deadline)) => {
+                            return HttpOutcome::Parked(Parked {
+                                token,
+                                conn: conn_id,
+                                keep_alive,
+                                head_only,
+                                deadline,
+                            });
+                        }
+                        Err(response) => response,
+                    }
+                }
                 Some(route) => run_route(hub, route, &request),
                 None => Response::error(404, "not found"),
             }
@@ -233,7 +255,13 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
 }
 
 /// Queue `response` (with `Connection: close` unless `keep_alive`).
-fn respond(hub: &mut Hub, key: usize, response: &Response, keep_alive: bool, head_only: bool) {
+pub(crate) fn respond(
+    hub: &mut Hub,
+    key: usize,
+    response: &Response,
+    keep_alive: bool,
+    head_only: bool,
+) {
     let mut out = Vec::new();
     response.write_to(&mut out, keep_alive, head_only);
     hub.queue_raw(key, &out);

@@ -4,6 +4,8 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
+use crate::cluster::redis::LATENCY_BUCKETS_US;
+
 use crate::http::response::Response;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
@@ -50,6 +52,27 @@ pub fn status(hub: &Hub) -> Response {
         );
     }
     Response::json(200, &body)
+}
+
+/// The Redis command latency as a Prometheus histogram
+/// (`gmws_redis_command_latency_us`, cumulative buckets, sum and count).
+fn latency_histogram(out: &mut String, r: &crate::cluster::redis::RedisMetricsSnapshot) {
+    let name = "gmws_redis_command_latency_us";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Redis command latency (queued to reply), microseconds.\n# TYPE {name} histogram"
+    );
+    let mut cumulative = 0u64;
+    for (bound, n) in LATENCY_BUCKETS_US.iter().zip(r.latency_buckets) {
+        cumulative = cumulative.saturating_add(n);
+        if *bound == u64::MAX {
+            let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        } else {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+    }
+    let _ = writeln!(out, "{name}_sum {}", r.latency_us_sum);
+    let _ = writeln!(out, "{name}_count {}", r.latency_count);
 }
 
 /// `GET /`: the demo page, unless `demo_page = false`.
@@ -330,20 +353,51 @@ pub fn metrics(hub: &Hub) -> Response {
                 r.commands_sent,
             ),
             (
-                "redis_command_latency_us_sum",
+                "redis_command_timeouts_total",
                 "counter",
-                "Sum of command latencies, microseconds.",
-                r.latency_us_sum,
+                "Commands that got no reply within the command timeout.",
+                r.timeouts,
             ),
             (
-                "redis_command_latency_count",
+                "redis_connection_lost_total",
                 "counter",
-                "Latencies in the sum.",
-                r.latency_count,
+                "Commands failed because their connection was lost or down.",
+                r.connection_lost,
+            ),
+            (
+                "redis_connect_failures_total",
+                "counter",
+                "Connect or handshake attempts to Redis that failed.",
+                r.connect_failures,
+            ),
+            (
+                "redis_error_replies_total",
+                "counter",
+                "Commands Redis answered with an error.",
+                r.error_replies,
+            ),
+            (
+                "redis_queue_full_total",
+                "counter",
+                "Commands refused because the Redis client's queue was full.",
+                r.queue_full,
+            ),
+            (
+                "redis_messages_received_total",
+                "counter",
+                "Pub/sub messages received from Redis.",
+                r.messages_received,
+            ),
+            (
+                "redis_messages_dropped_total",
+                "counter",
+                "Pub/sub messages dropped: the cluster thread was behind.",
+                r.messages_dropped,
             ),
         ] {
             metric(name, kind, help, value);
         }
+        latency_histogram(&mut out, &r);
     }
     if !each.is_empty() {
         out.push_str("# HELP gmws_loop_connections TCP connections held by each loop.\n# TYPE gmws_loop_connections gauge\n");
