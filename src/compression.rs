@@ -10,6 +10,7 @@
 //! the window at 15 bits), not once per recipient. [`Outgoing`] holds the
 //! forms already made, shared by every loop the message is posted to.
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use gmws_protocol::deflate::Compressor;
@@ -19,6 +20,12 @@ use gmws_protocol::OpCode;
 
 use crate::memory::Gauge;
 use crate::outqueue::SharedFrame;
+use crate::socket_id::{IdHash, SocketId};
+
+/// What one socket's own compressor (context takeover) is counted as in the
+/// memory gauge: zlib's deflate state at 15 bits, measured with a counting
+/// allocator (268,248 bytes; 139 KB at 9 bits), rounded up.
+pub(crate) const CONTEXT_BYTES: usize = 270 * 1024;
 
 /// The smallest window zlib compresses with; a connection that allows only
 /// 8 bits gets its messages uncompressed.
@@ -35,6 +42,10 @@ pub(crate) struct Compression {
     /// Smallest message compressed; `usize::MAX` when compression is off.
     min_size: usize,
     compressors: [Option<Compressor>; WINDOWS],
+    /// The own compressors of sockets that keep context between messages
+    /// (`compression_context_takeover`), made at their first compressed
+    /// message and dropped with the socket.
+    contexts: HashMap<SocketId, Box<Compressor>, IdHash>,
     /// The compressed payload of the last message (reused between messages).
     scratch: Vec<u8>,
 }
@@ -56,6 +67,7 @@ impl Compression {
         Compression {
             min_size: if enabled { min_size } else { usize::MAX },
             compressors: Default::default(),
+            contexts: HashMap::default(),
             scratch: Vec::new(),
         }
     }
@@ -85,6 +97,39 @@ impl Compression {
         self.scratch.clear();
         compressor.compress(payload, &mut self.scratch);
         &self.scratch
+    }
+
+    /// The compressed form of `payload` for `socket`: with its own
+    /// compressor when it keeps context (`context`; made now if it has none,
+    /// counted in `gauge`), else with the loop's. Valid until the next call.
+    pub(crate) fn compress_for(
+        &mut self,
+        socket: SocketId,
+        window: u8,
+        context: bool,
+        payload: &[u8],
+        gauge: &Gauge,
+    ) -> &[u8] {
+        if !context {
+            return self.compress(window, payload);
+        }
+        let compressor = self.contexts.entry(socket).or_insert_with(|| {
+            gauge.add(CONTEXT_BYTES);
+            Box::new(Compressor::new(window, false))
+        });
+        if self.scratch.capacity() > KEEP_SCRATCH {
+            self.scratch = Vec::new();
+        }
+        self.scratch.clear();
+        compressor.compress(payload, &mut self.scratch);
+        &self.scratch
+    }
+
+    /// Drop `socket`'s own compressor, if it has one.
+    pub(crate) fn forget(&mut self, socket: SocketId, gauge: &Gauge) {
+        if self.contexts.remove(&socket).is_some() {
+            gauge.sub(CONTEXT_BYTES);
+        }
     }
 
     /// Encode a whole frame of `payload` compressed with `window` onto `out`.
@@ -120,6 +165,13 @@ impl Outgoing {
     /// The frame as it is.
     pub(crate) fn plain(&self) -> &SharedFrame {
         &self.plain
+    }
+
+    /// The message's opcode and payload (to compress it for a socket with
+    /// its own compressor).
+    pub(crate) fn message(&self) -> Option<(OpCode, &[u8])> {
+        let (header, header_len) = FrameHeader::parse(self.plain.bytes()).ok().flatten()?;
+        Some((header.opcode, self.plain.bytes().get(header_len..)?))
     }
 
     /// The form for a connection that negotiated `window` (0: none): the
@@ -203,6 +255,41 @@ mod tests {
             let frame = outgoing.frame_for(window, text.len(), &mut compression, &gauge);
             assert!(std::ptr::eq(frame.bytes(), outgoing.plain().bytes()));
         }
+    }
+
+    #[test]
+    fn a_socket_with_context_takeover_has_its_own_compressor_until_forgotten() {
+        let gauge = Gauge::default();
+        let mut compression = Compression::new(true, 0);
+        let socket = SocketId::new(0, 0, 7);
+        let text = "the same long line, again and again ".repeat(8);
+        let first = compression
+            .compress_for(socket, 15, true, text.as_bytes(), &gauge)
+            .to_vec();
+        let second = compression
+            .compress_for(socket, 15, true, text.as_bytes(), &gauge)
+            .to_vec();
+        // The second refers back to the first: a few bytes.
+        assert!(
+            second.len() < first.len() / 4,
+            "{} vs {}",
+            second.len(),
+            first.len()
+        );
+        let mut inflater = gmws_protocol::deflate::Decompressor::new(15, false);
+        for wire in [&first, &second] {
+            let mut back = Vec::new();
+            inflater.inflate(wire, 1 << 20, &mut back).unwrap();
+            assert_eq!(back, text.as_bytes());
+        }
+        assert_eq!(compression.contexts.len(), 1);
+        assert_eq!(gauge.total(), CONTEXT_BYTES);
+        compression.forget(socket, &gauge);
+        assert!(compression.contexts.is_empty());
+        assert_eq!(gauge.total(), 0);
+        // Without context: the loop's compressor, nothing kept per socket.
+        compression.compress_for(socket, 15, false, text.as_bytes(), &gauge);
+        assert!(compression.contexts.is_empty());
     }
 
     #[test]

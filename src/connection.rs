@@ -282,6 +282,10 @@ pub struct Connection {
     /// the server may compress with; 8 is negotiated but sent uncompressed
     /// (zlib has no 256-byte window).
     pub deflate: u8,
+    /// permessage-deflate with server context takeover: messages to this
+    /// socket are compressed with a compressor of its own, kept between
+    /// messages (`compression_context_takeover`).
+    pub deflate_context: bool,
     /// The TLS session, on a port with `tls_cert`/`tls_key` (boxed: a plain
     /// connection pays one pointer for it).
     pub tls: Option<Box<rustls::ServerConnection>>,
@@ -306,6 +310,7 @@ impl Connection {
             missed_pongs: 0,
             dirty: Dirty::Clean,
             deflate: 0,
+            deflate_context: false,
             tls: None,
             read_again: false,
             writable_interest: false,

@@ -277,3 +277,91 @@ fn a_group_broadcast_reaches_compressed_and_plain_sockets_on_every_loop() {
     });
     assert_eq!(compressed, 2);
 }
+
+impl DeflateClient {
+    /// The next frame as it came: RSV1, and its payload (still compressed).
+    fn recv_raw(&mut self) -> (bool, Vec<u8>) {
+        use gmws::protocol::FrameHeader;
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok(Some((header, len))) = FrameHeader::parse(&self.buf) {
+                let end = len + header.payload_len as usize;
+                if self.buf.len() >= end {
+                    let payload = self.buf[len..end].to_vec();
+                    self.buf.drain(..end);
+                    return (header.rsv & 0b100 != 0, payload);
+                }
+            }
+            assert!(Instant::now() < deadline, "no frame");
+            let mut chunk = [0u8; 65536];
+            let n = self.stream.read(&mut chunk).unwrap();
+            assert!(n > 0, "EOF");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+#[test]
+fn context_takeover_when_configured_compresses_against_earlier_messages() {
+    use gmws::protocol::deflate::Decompressor;
+    let mut config = test_config();
+    config.compression_context_takeover = true;
+    let server = start_echo(config);
+    // Unless the client asks for it, server_no_context_takeover is not
+    // answered now.
+    let mut c = DeflateClient::connect(server.addr, Some("permessage-deflate"));
+    let answer = c.extensions.clone().unwrap();
+    assert!(!answer.contains("server_no_context_takeover"), "{answer}");
+    let asked = DeflateClient::connect(
+        server.addr,
+        Some("permessage-deflate; server_no_context_takeover"),
+    );
+    assert!(asked
+        .extensions
+        .unwrap()
+        .contains("server_no_context_takeover"));
+
+    let long = "a line the server has seen before; ".repeat(20);
+    let mut inflater = Decompressor::new(15, false);
+    let mut sizes = Vec::new();
+    for _ in 0..3 {
+        c.send(&long, true);
+        let (compressed, wire) = c.recv_raw();
+        assert!(compressed);
+        let mut back = Vec::new();
+        inflater.inflate(&wire, 1 << 20, &mut back).unwrap();
+        assert_eq!(back, long.as_bytes());
+        sizes.push(wire.len());
+    }
+    // The repeats refer back to the first: a few bytes each.
+    assert!(
+        sizes[1] < sizes[0] / 4 && sizes[2] < sizes[0] / 4,
+        "{sizes:?}"
+    );
+}
+
+#[test]
+fn a_broadcast_to_sockets_with_context_is_compressed_for_each() {
+    use gmws::protocol::deflate::Decompressor;
+    let mut config = test_config();
+    config.compression_context_takeover = true;
+    let server = start(config, Room);
+    let mut members: Vec<DeflateClient> = (0..2)
+        .map(|_| DeflateClient::connect(server.addr, Some("permessage-deflate")))
+        .collect();
+    let mut inflaters: Vec<Decompressor> = (0..2).map(|_| Decompressor::new(15, false)).collect();
+    for member in &mut members {
+        assert_eq!(member.recv_raw(), (false, b"joined".to_vec()));
+    }
+    let long = "the room hears this twice ".repeat(20);
+    for _ in 0..2 {
+        members[0].send(&format!("all:{long}"), false);
+        for (member, inflater) in members.iter_mut().zip(&mut inflaters) {
+            let (compressed, wire) = member.recv_raw();
+            assert!(compressed);
+            let mut back = Vec::new();
+            inflater.inflate(&wire, 1 << 20, &mut back).unwrap();
+            assert_eq!(back, long.as_bytes());
+        }
+    }
+}

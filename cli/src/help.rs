@@ -90,6 +90,7 @@ pub(crate) static KEYS: &[KeyHelp] = &[
     key!(tls_cert, Text, "PEM certificate chain: with tls_key the port serves wss and https (reloaded on SIGHUP)."),
     key!(tls_key, Text, "PEM private key for tls_cert."),
     key!(compression, Bool, "Answer permessage-deflate offers (no context takeover: no zlib state per socket)."),
+    key!(compression_context_takeover, Bool, "Keep each socket's compression context between messages (~270 KB of zlib state per socket)."),
     key!(compression_min_size, Bytes, "Smaller messages go uncompressed on a compressed connection."),
     key!(max_request_head, Bytes, "Largest HTTP request head; larger: 431."),
     key!(max_request_headers, Count, "Most HTTP request headers; more: 431."),

@@ -108,6 +108,14 @@ pub struct Config {
     /// broadcast is compressed once.
     #[serde(with = "format::flag")]
     pub compression: bool,
+    /// Keep the compressor's context between messages (default false): the
+    /// server then does not answer `server_no_context_takeover` (unless the
+    /// client asks for it), and each socket that was sent a compressed
+    /// message keeps a compressor of its own (~270 KB of zlib state, counted
+    /// in `max_buffer_memory`), which compresses repetitive streams better but
+    /// gives up compressing a broadcast once. Off: no zlib state per socket.
+    #[serde(with = "format::flag")]
+    pub compression_context_takeover: bool,
     /// Messages smaller than this go uncompressed even on a connection that
     /// negotiated compression (default 256 bytes: below it DEFLATE saves a
     /// few bytes at the price of a zlib call).
@@ -286,6 +294,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             compression: true,
+            compression_context_takeover: false,
             compression_min_size: 256,
             max_request_head: 8 * 1024,
             max_request_headers: 64,
@@ -349,6 +358,10 @@ impl std::fmt::Debug for Config {
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
             .field("compression", &self.compression)
+            .field(
+                "compression_context_takeover",
+                &self.compression_context_takeover,
+            )
             .field("compression_min_size", &self.compression_min_size)
             .field("max_request_head", &self.max_request_head)
             .field("max_request_headers", &self.max_request_headers)
@@ -679,7 +692,10 @@ impl Config {
         UpgradePolicy {
             allowed_origins: self.allowed_origins.clone(),
             protocols: self.protocols.clone(),
-            deflate: self.compression.then(DeflatePolicy::default),
+            deflate: self.compression.then(|| DeflatePolicy {
+                server_context_takeover: self.compression_context_takeover,
+                ..DeflatePolicy::default()
+            }),
         }
     }
 }
@@ -904,7 +920,7 @@ mod tests {
     #[test]
     fn debug_and_secrets_cover_every_key() {
         let table = serialized(&Config::default());
-        assert_eq!(table.len(), 54);
+        assert_eq!(table.len(), 55);
         let debug = format!("{:?}", Config::default());
         for key in table.keys() {
             assert!(debug.contains(&format!(" {key}: ")), "Debug lacks {key}");

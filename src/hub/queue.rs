@@ -129,7 +129,13 @@ impl Hub {
             .applies(opcode, payload.len(), conn.deflate);
         let payload = if compressed {
             self.metrics.messages_compressed += 1;
-            self.compression.compress(conn.deflate, payload)
+            self.compression.compress_for(
+                conn.id,
+                conn.deflate,
+                conn.deflate_context,
+                payload,
+                &self.gauge,
+            )
         } else {
             payload
         };

@@ -139,7 +139,18 @@ impl Hub {
         let mut delivered = 0;
         for &id in targets {
             if let Some(key) = self.online_key(id) {
-                let window = self.conns.get(key).map_or(0, |c| c.deflate);
+                let (window, context) = self
+                    .conns
+                    .get(key)
+                    .map_or((0, false), |c| (c.deflate, c.deflate_context));
+                if context {
+                    // Its own compressor: compressed for it alone (the
+                    // parameters do not allow sharing).
+                    if let Some((opcode, payload)) = frame.message() {
+                        delivered += usize::from(self.queue_frame(key, opcode, payload));
+                    }
+                    continue;
+                }
                 let shared =
                     frame.frame_for(window, payload_len, &mut self.compression, &self.gauge);
                 if !std::ptr::eq(shared, frame.plain()) {

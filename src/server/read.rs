@@ -311,6 +311,7 @@ impl<H: Handler> Loop<H> {
         if let Some(conn) = self.hub.conns.get_mut(key) {
             if let Some(deflate) = &accept.deflate {
                 conn.deflate = deflate.params.server_max_window_bits;
+                conn.deflate_context = !deflate.params.server_no_context_takeover;
                 conn.decoder.set_compression(true);
             }
             conn.input.drain(..head_len);
