@@ -2,6 +2,7 @@
 //! the answer and read a 101 back as a client would; also parse a response.
 #![no_main]
 
+use gmws_protocol::deflate::DeflatePolicy;
 use gmws_protocol::handshake::{
     client_request, parse_request, parse_response, validate_upgrade, write_accept_response,
     write_error_response, ClientHandshake, HeadLimits, UpgradePolicy,
@@ -13,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let mut policy = UpgradePolicy {
         allowed_origins: vec![],
         protocols: vec!["chat".into(), "json".into()],
+        deflate: None,
     };
     // An odd last byte (not the usual final '\n') restricts the origin.
     if data.last().is_some_and(|b| b & 1 == 1) {
@@ -39,19 +41,33 @@ fuzz_target!(|data: &[u8]| {
             parse_request(&data[..len], &limits),
             Ok(Some((request.clone(), len)))
         );
-        match validate_upgrade(&request, &policy) {
-            Ok(accept) => {
-                assert!(request.is_websocket_upgrade());
-                let mut out = Vec::new();
-                write_accept_response(&mut out, &accept);
-                let offered = ClientHandshake {
-                    accept_key: accept.accept_key.clone(),
-                    protocols: accept.protocol.iter().cloned().collect(),
-                };
-                let (response, n) = parse_response(&out, &offered).unwrap().unwrap();
-                assert_eq!((response.protocol, n), (accept.protocol, out.len()));
+        // Without and with permessage-deflate (any Sec-WebSocket-Extensions
+        // the input holds is negotiated).
+        for deflate in [None, Some(DeflatePolicy::default())] {
+            policy.deflate = deflate;
+            match validate_upgrade(&request, &policy) {
+                Ok(accept) => {
+                    assert!(request.is_websocket_upgrade());
+                    let mut out = Vec::new();
+                    write_accept_response(&mut out, &accept);
+                    if let Some(agreed) = &accept.deflate {
+                        // The answer is one well-formed header line, and a
+                        // window the server may use.
+                        assert!(!agreed.response.contains(['\r', '\n']));
+                        assert!((8..=15).contains(&agreed.params.server_max_window_bits));
+                        assert!((8..=15).contains(&agreed.params.client_max_window_bits));
+                        // (The client role's parse_response offers no extension.)
+                        continue;
+                    }
+                    let offered = ClientHandshake {
+                        accept_key: accept.accept_key.clone(),
+                        protocols: accept.protocol.iter().cloned().collect(),
+                    };
+                    let (response, n) = parse_response(&out, &offered).unwrap().unwrap();
+                    assert_eq!((response.protocol, n), (accept.protocol, out.len()));
+                }
+                Err(e) => refuse(e),
             }
-            Err(e) => refuse(e),
         }
     }
     let offered = ClientHandshake {
