@@ -70,10 +70,11 @@ done
 
 # Sum of calls in INFO commandstats, and PUBLISH's calls; per command.
 cmdstats() { rcli INFO commandstats | tr -d '\r' | sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),.*/\1 \2/p' | sort; }
-load() { # the RESULT line of a broadcast run; its whole report on stderr if it failed
-  local out
-  out=$(timeout $((DURATION + 120)) "$gmws" load broadcast -s "$SIZE" -w 1 -d "$DURATION" "$@" 2>&1) &&
-    grep '^RESULT' <<<"$out" || { echo "gmws load $*: failed:" >&2; echo "$out" >&2; return 1; }
+load() { # a broadcast run's RESULT line (errors in it); its whole report on stderr if it failed
+  local out rc=0
+  out=$(timeout $((DURATION + 120)) "$gmws" load broadcast -s "$SIZE" -w 1 -d "$DURATION" "$@" 2>&1) || rc=$?
+  [ "$rc" = 0 ] || { echo "gmws load $* (exit $rc):" >&2; echo "$out" >&2; }
+  grep '^RESULT' <<<"$out"
 }
 
 echo "== latency, one node: $SUBS subscribers on B, published to B, $RATE/s"
