@@ -8,36 +8,16 @@
 
 mod support;
 
-use gmws::{CloseCode, Gateway, PostError, Remote};
+use gmws::{CloseCode, PostError};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use support::cluster::*;
 use support::*;
 
-/// A node with a `Remote` of its own.
-fn node_with_remote(redis: &str) -> (TestServer, Remote) {
-    let mut remote = None;
-    let server = start_with(node_config(redis), Gateway, |s| remote = Some(s.remote()));
-    (server, remote.expect("a remote"))
-}
-
 fn get(addr: std::net::SocketAddr, path: &str) -> (u16, Value) {
     let r = http_get(addr, path);
     (r.status, r.json())
-}
-
-fn ids(v: &Value) -> Vec<String> {
-    let mut ids: Vec<String> = v
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    ids.sort();
-    ids
 }
 
 #[test]

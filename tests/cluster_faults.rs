@@ -14,10 +14,6 @@ use serde_json::json;
 use support::cluster::*;
 use support::*;
 
-fn metric(addr: std::net::SocketAddr, name: &str) -> u64 {
-    metric_value(&http_get(addr, "/metrics").text(), name).unwrap_or(0)
-}
-
 #[test]
 fn subscribers_killed_by_redis_resubscribe_and_delivery_resumes() {
     let redis = RedisServer::start();
@@ -46,14 +42,7 @@ fn subscribers_killed_by_redis_resubscribe_and_delivery_resumes() {
 #[test]
 fn a_stopped_redis_times_out_is_counted_and_the_nodes_recover() {
     let redis = RedisServer::start();
-    let (a, b) = (node(&redis.url()), node(&redis.url()));
-    let (mut a1, _) = member(a.addr, "alice", &["room"]);
-    let (mut b1, _) = member(b.addr, "bob", &["room"]);
-    wait_subscribed(&redis, "gmws:g:room", 2);
-    wait_for("bob online, seen from node A", || {
-        let v = http_get(a.addr, "/api/clients/bob").json();
-        (v["online"] == true).then_some(())
-    });
+    let (a, b, mut a1, mut b1) = alice_and_bob(&redis);
 
     redis.signal("STOP");
     // A question asked now waits for Redis: answered 503/504 with a JSON
@@ -79,15 +68,5 @@ fn a_stopped_redis_times_out_is_counted_and_the_nodes_recover() {
     std::thread::sleep(Duration::from_secs(4));
 
     redis.signal("CONT");
-    wait_long("/healthz 200 on both nodes", || {
-        (http_get(a.addr, "/healthz").status == 200 && http_get(b.addr, "/healthz").status == 200)
-            .then_some(())
-    });
-    wait_subscribed(&redis, "gmws:g:room", 2);
-    deliver_eventually(a.addr, "room", &mut b1, "back");
-    wait_long("bob's presence rewritten, seen from node A", || {
-        let v = http_get(a.addr, "/api/clients/bob").json();
-        (v["online"] == true).then_some(())
-    });
-    assert!(metric(b.addr, "gmws_cluster_rewrites_total") >= 1);
+    wait_recovered(&redis, a.addr, b.addr, &mut b1);
 }

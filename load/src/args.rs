@@ -104,6 +104,14 @@ pub struct LoadArgs {
     /// Offer permessage-deflate, require it, compress every message sent
     /// (default false).
     pub deflate: bool,
+    /// Broadcast over HTTP: the node (`HOST:PORT`) the publisher posts to,
+    /// when it is not the target (another node of a cluster); its 200 is
+    /// taken whatever its `delivered` says, since a node counts only its own
+    /// sockets (default none: the target).
+    pub publish_target: Option<String>,
+    /// Broadcast: a second node (`HOST:PORT`) every other subscriber connects
+    /// to, so the group is split over two nodes (default none).
+    pub also_target: Option<String>,
 }
 
 impl Default for LoadArgs {
@@ -132,6 +140,8 @@ impl Default for LoadArgs {
             tls_ca: None,
             tls_insecure: false,
             deflate: false,
+            publish_target: None,
+            also_target: None,
         }
     }
 }
@@ -142,7 +152,7 @@ const BROADCAST_SIZE: usize = 64;
 const MAX_SIZE: usize = 16 << 20;
 
 /// The flags that take a value.
-const VALUE_FLAGS: [&str; 18] = [
+const VALUE_FLAGS: [&str; 20] = [
     "--mode",
     "--target",
     "--path",
@@ -161,6 +171,8 @@ const VALUE_FLAGS: [&str; 18] = [
     "--api-key",
     "--auth-secret",
     "--tls-ca",
+    "--publish-target",
+    "--also-target",
 ];
 
 /// What the command line asks for.
@@ -256,6 +268,11 @@ Flags (SECONDS may have a fraction; BYTES may end in KiB, MiB, KB, MB):
   --connect-window N     connections being set up at once (default {window})
   --group NAME           broadcast: the group (default {group})
   --publisher http|socket broadcast: publish via the HTTP API or a socket (default http)
+  --publish-target HOST:PORT broadcast over http: post to this node instead of the
+                         target (another node of a cluster; its 200 is taken whatever
+                         its local `delivered` count says)
+  --also-target HOST:PORT broadcast: every other subscriber connects here (a group
+                         split over two nodes of a cluster)
   --rate N               broadcast: publications per second; 0 = the next one as soon
                          as every subscriber has the previous one (default 0)
   --api-key KEY          broadcast: bearer token for the HTTP API, the gateway's api_key
@@ -419,6 +436,12 @@ pub fn parse(args: &[String]) -> Result<Parsed, ArgsError> {
             "--auth-secret" => out.auth_secret = Some(value.to_owned()).filter(|v| !v.is_empty()),
             "--tls-ca" if !value.is_empty() => out.tls_ca = Some(PathBuf::from(value)),
             "--tls-ca" => return Err(bad("a PEM file")),
+            "--publish-target" if value.contains(':') => {
+                out.publish_target = Some(value.to_owned())
+            }
+            "--publish-target" => return Err(bad("HOST:PORT")),
+            "--also-target" if value.contains(':') => out.also_target = Some(value.to_owned()),
+            "--also-target" => return Err(bad("HOST:PORT")),
             _ => return Err(ArgsError::UnknownFlag(flag.to_owned())),
         }
     }
@@ -448,6 +471,12 @@ pub fn validate(args: &LoadArgs) -> Result<(), ArgsError> {
     }
     if args.connections > u32::MAX as usize {
         return Err(ArgsError::Invalid("--connections is too large"));
+    }
+    let other_targets = args.publish_target.is_some() || args.also_target.is_some();
+    if other_targets && (args.mode != Mode::Broadcast || args.publisher != Publisher::Http) {
+        return Err(ArgsError::Invalid(
+            "--publish-target and --also-target go with broadcast and --publisher http",
+        ));
     }
     validate_tls(args)
 }
@@ -552,6 +581,31 @@ mod tests {
         assert_eq!(b.size, BROADCAST_SIZE);
         let b = run(&["broadcast", "-s", "200"]).expect("broadcast");
         assert_eq!(b.size, 200);
+    }
+
+    #[test]
+    fn cluster_targets_go_with_an_http_broadcast() {
+        let a = run(&[
+            "broadcast",
+            "--target",
+            "127.0.0.1:9002",
+            "--publish-target",
+            "127.0.0.1:9001",
+            "--also-target=127.0.0.1:9003",
+        ])
+        .expect("cluster targets");
+        assert_eq!(a.publish_target.as_deref(), Some("127.0.0.1:9001"));
+        assert_eq!(a.also_target.as_deref(), Some("127.0.0.1:9003"));
+        assert!(run(&["echo", "--also-target", "127.0.0.1:1"]).is_err());
+        assert!(run(&[
+            "broadcast",
+            "--publisher",
+            "socket",
+            "--publish-target",
+            "127.0.0.1:1"
+        ])
+        .is_err());
+        assert!(run(&["broadcast", "--publish-target", "nowhere"]).is_err());
     }
 
     #[test]

@@ -176,6 +176,8 @@ pub struct Driver {
     poll: Poll,
     events: Events,
     addr: SocketAddr,
+    /// Where every other connection goes instead, if set.
+    also: Option<SocketAddr>,
     host: String,
     path: String,
     conns: Vec<Option<Conn>>,
@@ -212,6 +214,7 @@ impl Driver {
             poll: Poll::new()?,
             events: Events::with_capacity(1024),
             addr,
+            also: None,
             host: host.to_owned(),
             path: path.to_owned(),
             conns: (0..count).map(|_| None).collect(),
@@ -228,6 +231,12 @@ impl Driver {
             wire: wire.clone(),
             deflate: SharedStates::default(),
         })
+    }
+
+    /// Connect the odd-numbered connections to `also` instead of the
+    /// driver's address (a group split over two nodes of a cluster).
+    pub fn alternate_with(&mut self, also: SocketAddr) {
+        self.also = Some(also);
     }
 
     /// The poll's registry, for a mode's own sockets (use tokens from
@@ -368,7 +377,11 @@ impl Driver {
     }
 
     fn connect(&mut self, i: usize, client: &mut impl Client) {
-        let mut tcp = match TcpStream::connect(self.addr) {
+        let addr = match self.also {
+            Some(also) if i % 2 == 1 => also,
+            _ => self.addr,
+        };
+        let mut tcp = match TcpStream::connect(addr) {
             Ok(stream) => stream,
             Err(_) => {
                 self.failed += 1;

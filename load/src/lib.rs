@@ -352,15 +352,18 @@ fn write_cpu(s: &mut String, cpu: Option<ServerCpu>, items: u64, what: &str) {
 
 /// Resolve the target and refuse a non-loopback one without `--allow-remote`.
 pub fn resolve_target(args: &LoadArgs) -> Result<SocketAddr, LoadError> {
-    let mut addrs = args
-        .target
-        .to_socket_addrs()
-        .map_err(|e| LoadError::Resolve {
-            target: args.target.clone(),
-            error: Some(e),
-        })?;
+    resolve(args, &args.target)
+}
+
+/// Resolve `target` (the target, `--publish-target` or `--also-target`) and
+/// refuse a non-loopback one without `--allow-remote`.
+pub fn resolve(args: &LoadArgs, target: &str) -> Result<SocketAddr, LoadError> {
+    let mut addrs = target.to_socket_addrs().map_err(|e| LoadError::Resolve {
+        target: target.to_owned(),
+        error: Some(e),
+    })?;
     let addr = addrs.next().ok_or_else(|| LoadError::Resolve {
-        target: args.target.clone(),
+        target: target.to_owned(),
         error: None,
     })?;
     if !addr.ip().is_loopback() && !args.allow_remote {

@@ -68,6 +68,12 @@ pub(crate) struct Worker {
     probe_token: u64,
 }
 
+/// How often the liveness probe goes out: a quarter of the node lease,
+/// between 250 ms and 3 s.
+fn probe_interval(lease: Duration) -> Duration {
+    (lease / 4).clamp(Duration::from_millis(250), Duration::from_secs(3))
+}
+
 impl Worker {
     /// Start the thread for `cluster` on `bus` (the server listening on `addr`).
     pub(crate) fn spawn(
@@ -77,6 +83,7 @@ impl Worker {
         addr: String,
     ) -> std::io::Result<()> {
         let now = Instant::now();
+        let first_probe = now + probe_interval(cluster.lease);
         let worker = Worker {
             cluster,
             bus: Arc::downgrade(bus),
@@ -91,7 +98,11 @@ impl Worker {
             rewrite: false,
             flags: Arc::new(Flags::default()),
             next_lease: now,
-            next_probe: now,
+            // Not at once: the node's own channel is subscribed after the
+            // pub/sub link came up, and a first probe published before
+            // Redis took that SUBSCRIBE would be lost and, three intervals
+            // later, restart a healthy client (seen under load at start).
+            next_probe: first_probe,
             probe: None,
             probe_token: 0,
         };
@@ -102,7 +113,7 @@ impl Worker {
     }
 
     fn probe_interval(&self) -> Duration {
-        (self.cluster.lease / 4).clamp(Duration::from_millis(250), Duration::from_secs(3))
+        probe_interval(self.cluster.lease)
     }
 
     fn run(mut self) {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use gmws::{Config, Gateway};
+use gmws::{Config, Gateway, Remote};
 use serde_json::{json, Value};
 use tungstenite::{Message, WebSocket};
 
@@ -42,6 +42,8 @@ impl RedisServer {
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(&self.dir)
+            .arg("--logfile")
+            .arg(self.dir.join("redis.log"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -67,6 +69,11 @@ impl RedisServer {
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
     }
 
     /// Subscribers of `channel` (PUBSUB NUMSUB).
@@ -132,6 +139,68 @@ pub fn node_config(redis: &str) -> Config {
 
 pub fn node(redis: &str) -> TestServer {
     start(node_config(redis), Gateway)
+}
+
+/// A node with a `Remote` of its own.
+pub fn node_with_remote(redis: &str) -> (TestServer, Remote) {
+    let mut remote = None;
+    let server = start_with(node_config(redis), Gateway, |s| remote = Some(s.remote()));
+    (server, remote.expect("a remote"))
+}
+
+/// A counter of `/metrics` on `addr` (0 when absent).
+pub fn metric(addr: SocketAddr, name: &str) -> u64 {
+    metric_value(&http_get(addr, "/metrics").text(), name).unwrap_or(0)
+}
+
+/// The strings of a JSON list (socket ids), sorted.
+pub fn ids(v: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = v
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+/// Wait until `/healthz` answers 200 on every node of `addrs`.
+pub fn wait_healthy(addrs: &[SocketAddr]) {
+    wait_long("/healthz 200 on every node", || {
+        addrs
+            .iter()
+            .all(|&a| http_get(a, "/healthz").status == 200)
+            .then_some(())
+    });
+}
+
+/// Two nodes on `redis`: alice on node A and bob on node B, both in `room`,
+/// both nodes subscribed to it, bob online as node A sees him.
+pub fn alice_and_bob(redis: &RedisServer) -> (TestServer, TestServer, Ws, Ws) {
+    let (a, b) = (node(&redis.url()), node(&redis.url()));
+    let (a1, _) = member(a.addr, "alice", &["room"]);
+    let (b1, _) = member(b.addr, "bob", &["room"]);
+    wait_subscribed(redis, "gmws:g:room", 2);
+    wait_for("bob online, seen from node A", || {
+        (http_get(a.addr, "/api/clients/bob").json()["online"] == true).then_some(())
+    });
+    (a, b, a1, b1)
+}
+
+/// After Redis came back: nodes `a` and `b` healthy, both subscribed to
+/// `room` again, delivery from `a` to `b1` (bob's socket on `b`), and bob's
+/// presence rewritten by `b` and seen from `a`.
+pub fn wait_recovered(redis: &RedisServer, a: SocketAddr, b: SocketAddr, b1: &mut Ws) {
+    wait_healthy(&[a, b]);
+    wait_subscribed(redis, "gmws:g:room", 2);
+    deliver_eventually(a, "room", b1, "back");
+    wait_long("bob's presence rewritten, seen from node A", || {
+        (http_get(a, "/api/clients/bob").json()["online"] == true).then_some(())
+    });
+    assert!(metric(b, "gmws_cluster_rewrites_total") >= 1);
 }
 
 pub type Ws = WebSocket<TcpStream>;
