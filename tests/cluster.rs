@@ -94,6 +94,10 @@ fn sends_of_every_kind_cross_nodes_with_exclusions() {
 fn without_redis_local_delivery_goes_on_the_api_says_503_and_it_recovers() {
     let mut redis = RedisServer::start();
     let (a, b) = (node(&redis.url()), node(&redis.url()));
+    // A third node that keeps /healthz at 200 whatever Redis does.
+    let mut quiet_config = node_config(&redis.url());
+    quiet_config.cluster_healthz = false;
+    let quiet = start(quiet_config, Gateway);
     let (mut a1, _) = member(a.addr, "alice", &["room"]);
     let (mut b1, _) = member(b.addr, "bob", &["room"]);
     wait_subscribed(&redis, "gmws:g:room", 2);
@@ -103,6 +107,15 @@ fn without_redis_local_delivery_goes_on_the_api_says_503_and_it_recovers() {
     wait_for("/healthz 503 on node A", || {
         (http_get(a.addr, "/healthz").status == 503).then_some(())
     });
+    wait_for("node Q to see Redis gone", || {
+        let metrics = http_get(quiet.addr, "/metrics").text();
+        (metric_value(&metrics, "gmws_cluster_reachable") == Some(0)).then_some(())
+    });
+    assert_eq!(
+        http_get(quiet.addr, "/healthz").status,
+        200,
+        "cluster_healthz = false"
+    );
     let r = api(
         a.addr,
         "/api/send_to_group",

@@ -131,6 +131,7 @@ pub(crate) static KEYS: &[KeyHelp] = &[
     key!(cluster_redis, Text, "Redis URL the cluster's nodes meet on (redis://[:password@]host:port[/db]); unset: a single node."),
     key!(cluster_name, Text, "Prefix of every Redis key and channel, so clusters can share one Redis."),
     key!(node_lease, Seconds, "Seconds a node's presence in Redis is trusted without a refresh; a killed node vanishes within it."),
+    key!(cluster_healthz, Bool, "In a cluster, /healthz answers 503 while Redis is unreachable (false: always 200)."),
 ];
 
 /// `Config::default()` as a TOML table: every key with its default (an unset

@@ -276,6 +276,12 @@ pub struct Config {
     /// a killed node vanishes from every answer within this.
     #[serde(with = "format::secs")]
     pub node_lease: Duration,
+    /// `/healthz` answers 503 while this node cannot reach the cluster's
+    /// Redis (default true: a load balancer then sends clients to nodes that
+    /// can reach the others). False: 200 whatever Redis does (local
+    /// delivery goes on either way).
+    #[serde(with = "format::flag")]
+    pub cluster_healthz: bool,
 }
 
 impl Default for Config {
@@ -336,6 +342,7 @@ impl Default for Config {
             cluster_redis: None,
             cluster_name: "gmws".to_owned(),
             node_lease: Duration::from_secs(10),
+            cluster_healthz: true,
         }
     }
 }
@@ -405,6 +412,7 @@ impl std::fmt::Debug for Config {
             .field("cluster_redis", &secret(&self.cluster_redis))
             .field("cluster_name", &self.cluster_name)
             .field("node_lease", &self.node_lease)
+            .field("cluster_healthz", &self.cluster_healthz)
             .finish()
     }
 }
@@ -920,7 +928,7 @@ mod tests {
     #[test]
     fn debug_and_secrets_cover_every_key() {
         let table = serialized(&Config::default());
-        assert_eq!(table.len(), 55);
+        assert_eq!(table.len(), 56);
         let debug = format!("{:?}", Config::default());
         for key in table.keys() {
             assert!(debug.contains(&format!(" {key}: ")), "Debug lacks {key}");

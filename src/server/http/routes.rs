@@ -18,10 +18,12 @@ pub const DEMO_PAGE: &str = include_str!("demo.html");
 pub const GMWS_JS: &str = include_str!("../../../clients/js/gmws.js");
 
 /// `GET /healthz`: 200, or 503 while this node is in a cluster whose Redis
-/// it cannot reach.
+/// it cannot reach (unless `cluster_healthz` is off).
 pub fn healthz(hub: &Hub) -> Response {
     match hub.cluster() {
-        Some(cluster) if !cluster.is_reachable() => Response::text(503, "cluster unreachable\n"),
+        Some(cluster) if !cluster.is_reachable() && hub.config().cluster_healthz => {
+            Response::text(503, "cluster unreachable\n")
+        }
         _ => Response::text(200, "ok\n"),
     }
 }
