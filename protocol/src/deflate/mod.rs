@@ -1,10 +1,11 @@
 //! permessage-deflate (RFC 7692), sans-IO: the negotiation of its
-//! parameters in the opening handshake ([`negotiation`]) and the
-//! per-message codec ([`codec`]).
-//!
-//! Not wired into the server yet: the decoder still refuses RSV1 and the
-//! handshake offers no extension. What is here is the part of the protocol
-//! that the server will use, tested on its own:
+//! parameters in the opening handshake ([`negotiation`] for the server,
+//! [`client`] for the client), and the per-message codec ([`codec`]). The
+//! decoder inflates compressed messages with an [`Inflater`]
+//! ([`Decoder::decode_inflating`](crate::decoder::Decoder::decode_inflating))
+//! once [`Decoder::set_compression`](crate::decoder::Decoder::set_compression)
+//! says the extension was agreed; [`validate_upgrade`](crate::handshake::validate_upgrade)
+//! answers offers when its policy has a [`DeflatePolicy`].
 //!
 //! - the server side of the negotiation: reading a client's offers (as
 //!   browsers send them: Chrome's `permessage-deflate; client_max_window_bits`,
