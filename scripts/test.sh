@@ -44,8 +44,8 @@ bash scripts/faults.sh
 step "JavaScript client (clients/js) in headless Chromium and Node"
 bash scripts/js-test.sh
 
-step "fuzz smoke (${FUZZ_SECONDS:-30} s per target)"
+step "fuzz smoke (${FUZZ_SECONDS:-15} s per target)"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet
-bash fuzz/run.sh "${FUZZ_SECONDS:-30}"
+bash fuzz/run.sh "${FUZZ_SECONDS:-15}"
 
 step "all passed"
