@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use gmws::Gateway;
@@ -181,19 +180,7 @@ fn a_sigkilled_node_vanishes_within_the_lease() {
         cluster = server.hub().cluster().cloned();
     });
     let cluster = cluster.expect("node A is in a cluster");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_node",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env("GMWS_TEST_CHILD_REDIS", redis.url())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the child node");
+    let mut child = redis.child_node("GMWS_TEST_CHILD_REDIS");
     let live = |want: usize| live_nodes(a.addr).and_then(|(n, total)| (n == want).then_some(total));
     wait_for("the child node in /api/nodes with its socket", || {
         live(2).filter(|total| *total == 1)
