@@ -184,9 +184,14 @@ impl Outgoing {
         compression: &mut Compression,
         gauge: &Gauge,
     ) -> &SharedFrame {
-        let Some(deflated) = &self.deflated else {
+        // Most recipients (no compression negotiated, or a small message)
+        // leave here, before the frame's header is read.
+        let Some(deflated) = self.deflated.as_ref().filter(|_| window >= MIN_WINDOW) else {
             return &self.plain;
         };
+        if !compression.may_apply(payload_len) {
+            return &self.plain;
+        }
         let Some((header, header_len)) = FrameHeader::parse(self.plain.bytes()).ok().flatten()
         else {
             return &self.plain;
