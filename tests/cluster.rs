@@ -190,10 +190,28 @@ fn a_sigkilled_node_vanishes_within_the_lease() {
             .cli(&["HLEN", "gmws:client:carol"])
             .filter(|s| s.trim() == "1")
     });
+    wait_for("carol in the cluster's distinct clients", || {
+        cluster_totals(a.addr).filter(|&t| t == (1, 1))
+    });
     let _ = child.kill(); // SIGKILL
     let _ = child.wait();
     let killed = Instant::now();
     wait_for("the killed node gone from /api/nodes", || live(1));
+    wait_for("carol gone from the cluster's distinct clients", || {
+        cluster_totals(a.addr).filter(|&t| t == (0, 0))
+    });
+    // The sweep left nothing of the dead node behind.
+    wait_for("the dead node's client set swept", || {
+        redis
+            .cli(&["HLEN", "gmws:clients"])
+            .filter(|s| s.trim() == "0")
+    });
+    assert_eq!(
+        redis
+            .cli(&["SCARD", "gmws:nodes"])
+            .map(|s| s.trim().to_owned()),
+        Some("1".to_owned())
+    );
     // Gone within node_lease (3 s) plus a reading (¾ lease TTL + ¼ lease
     // refresh): well inside this generous bound.
     assert!(killed.elapsed() < DEADLINE, "{:?}", killed.elapsed());

@@ -149,6 +149,10 @@ fn three_nodes_every_send_kind_exclusions_counts_and_a_client_on_two_nodes() {
         wait_for("three live nodes with five sockets", || {
             live_nodes(addr).filter(|&(n, total)| n == 3 && total == 5)
         });
+        // alice has sockets on nodes A and C: she counts once.
+        wait_for("five sockets and three distinct clients in /status", || {
+            cluster_totals(addr).filter(|&t| t == (5, 3))
+        });
     }
 
     // alice's socket on node C goes: she is still online through node A.
@@ -171,7 +175,27 @@ fn three_nodes_every_send_kind_exclusions_counts_and_a_client_on_two_nodes() {
     // Nothing was lost or counted as lost on the way.
     for addr in [a.addr, b.addr, c.addr] {
         assert_eq!(metric(addr, "gmws_cluster_gaps_total"), 0);
+        wait_for("four sockets, still three distinct clients", || {
+            cluster_totals(addr).filter(|&t| t == (4, 3))
+        });
     }
+    // Node C shuts down: carol goes from the count, alice stays (node A).
+    drop(c1);
+    drop(c);
+    for addr in [a.addr, b.addr] {
+        wait_for("three sockets and two distinct clients", || {
+            cluster_totals(addr).filter(|&t| t == (3, 2))
+        });
+    }
+    assert_eq!(
+        redis.cli(&["HGETALL", "gmws:clients"]).map(|s| {
+            let mut v: Vec<String> = s.lines().map(str::to_owned).collect();
+            v.sort();
+            v
+        }),
+        Some(vec!["1".into(), "1".into(), "alice".into(), "bob".into()]),
+        "each client counted on one node"
+    );
 }
 
 /// Round trips of a `ping` envelope every 10 ms on its own socket of a

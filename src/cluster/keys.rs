@@ -6,6 +6,8 @@
 //! | `{c}:node:{n}` | string, TTL | node `n`'s lease: its summary as JSON |
 //! | `{c}:nodes` | set | node numbers that held a lease (pruned when it lapses) |
 //! | `{c}:client:{id}` | hash | node → that node's socket ids of the client |
+//! | `{c}:nc:{n}` | set | the client ids bound on node `n` (emptied by a sweep once its lease lapsed) |
+//! | `{c}:clients` | hash | client id → how many nodes' `nc` sets hold it: its length is the cluster's distinct online clients |
 //! | `{c}:group:{g}` | hash | node → that node's member count |
 //! | `{c}:gm:{g}:{n}` | hash | node `n`'s members of group `g`: socket id → client id (`""` unbound) |
 //! | channel `{c}:n:{n}` | pub/sub | messages for node `n` (sockets, probes) |
@@ -66,6 +68,30 @@ impl Keys {
         self.join("client", client)
     }
 
+    /// The prefix of every client's presence hash (`{c}:client:`).
+    pub fn client_prefix(&self) -> Vec<u8> {
+        let mut p = self.join("client", "");
+        p.push(b':');
+        p
+    }
+
+    /// Node `n`'s set of bound client ids.
+    pub fn node_clients(&self, node: u16) -> Vec<u8> {
+        self.join("nc", node.to_string())
+    }
+
+    /// The prefix of every node's client set (`{c}:nc:`).
+    pub fn node_clients_prefix(&self) -> Vec<u8> {
+        let mut p = self.join("nc", "");
+        p.push(b':');
+        p
+    }
+
+    /// The cluster's distinct client ids, each with its number of nodes.
+    pub fn clients(&self) -> Vec<u8> {
+        self.join("clients", "")
+    }
+
     /// A group's presence hash.
     pub fn group(&self, group: &str) -> Vec<u8> {
         self.join("group", group)
@@ -121,5 +147,9 @@ mod tests {
         assert_eq!(k.all_channel(), b"blue:all");
         assert_eq!(k.instance(), b"blue:instance");
         assert_eq!(k.group_members("a:b", 7), b"blue:gm:a:b:7");
+        assert_eq!(k.client_prefix(), b"blue:client:");
+        assert_eq!(k.node_clients(4), b"blue:nc:4");
+        assert_eq!(k.node_clients_prefix(), b"blue:nc:");
+        assert_eq!(k.clients(), b"blue:clients");
     }
 }

@@ -47,6 +47,6 @@ mod worker;
 pub use error::{ClusterError, ClusterStartError};
 pub use metrics::{ClusterMetrics, ClusterMetricsSnapshot};
 pub(crate) use node::InterestGuard as InterestRef;
-pub use node::{Cluster, NodeInfo};
+pub use node::{Cluster, ClusterTotals, NodeInfo};
 pub use presence::GroupPresence;
 pub(crate) use worker::Worker;

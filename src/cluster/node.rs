@@ -45,7 +45,26 @@ pub struct NodeInfo {
 #[derive(Debug, Default)]
 pub(crate) struct NodesView {
     pub nodes: Vec<NodeInfo>,
+    /// Distinct client ids bound on the live nodes.
+    pub online_clients: u64,
     pub at: Option<Instant>,
+}
+
+/// The cluster's totals, as the cluster thread last read them from Redis
+/// ([`Cluster::totals`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClusterTotals {
+    /// Live nodes.
+    pub nodes: u64,
+    /// Open WebSockets on the live nodes (each node's own count, summed:
+    /// a socket lives on one node).
+    pub online_sockets: u64,
+    /// Distinct client ids bound on the live nodes: a client with sockets
+    /// on two nodes counts once.
+    pub online_clients: u64,
+    /// How long ago they were read (`None` before the first reading).
+    pub age: Option<Duration>,
 }
 
 /// What the cluster thread is started with.
@@ -191,6 +210,20 @@ impl Cluster {
     pub fn nodes(&self) -> (Vec<NodeInfo>, Option<Duration>) {
         let view = self.view.read().unwrap_or_else(|p| p.into_inner());
         (view.nodes.clone(), view.at.map(|at| at.elapsed()))
+    }
+
+    /// The cluster's totals: live nodes, their sockets and their distinct
+    /// client ids, from the same reading as [`Cluster::nodes`] (one Redis
+    /// command every quarter of `node_lease`, never a question to every
+    /// node).
+    pub fn totals(&self) -> ClusterTotals {
+        let view = self.view.read().unwrap_or_else(|p| p.into_inner());
+        ClusterTotals {
+            nodes: view.nodes.len() as u64,
+            online_sockets: view.nodes.iter().map(|n| n.online_sockets).sum(),
+            online_clients: view.online_clients,
+            age: view.at.map(|at| at.elapsed()),
+        }
     }
 
     pub(crate) fn redis(&self) -> RedisHandle {

@@ -7,6 +7,16 @@
 //! fields of lapsed nodes as they meet them: a node killed with SIGKILL
 //! vanishes from every answer when its lease lapses (within `node_lease`),
 //! with no refresh traffic per socket.
+//!
+//! Distinct clients across the cluster (a client with sockets on two nodes
+//! counts once): each node also keeps the set of its client ids
+//! (`{c}:nc:{n}`) and the cluster keeps one hash, client id → how many of
+//! those sets hold it (`{c}:clients`), both changed together by one script
+//! per bind or unbind ([`CLIENT_WRITE_SCRIPT`]). The hash's length is the
+//! answer. The nodes script, which every node runs each quarter of
+//! `node_lease`, sweeps the sets of lapsed nodes out of it
+//! ([`NODES_SCRIPT`]), so a SIGKILLed node's clients leave the count
+//! within `node_lease` too.
 
 use super::error::ClusterError;
 use super::node::Cluster;
@@ -82,17 +92,116 @@ pub struct GroupPresence {
     pub clients: u64,
 }
 
-/// KEYS[1]: the set of nodes; ARGV[1]: the lease prefix. Returns the live
-/// nodes' leases (their JSON summaries) and prunes the others.
+/// KEYS[1]: the set of nodes; KEYS[2]: the cluster's clients hash;
+/// ARGV[1]: the lease prefix; ARGV[2]: the prefix of the nodes' client
+/// sets; ARGV[3]: the prefix of the clients' hashes; ARGV[4]: how many
+/// client entries of lapsed nodes to sweep at most.
+///
+/// Returns `{live leases (their JSON summaries), distinct online clients,
+/// 1 if a lapsed node is left to sweep}`. The sweep pops a lapsed node's
+/// client ids, takes its field out of each client's hash and one off each
+/// client's node count (the field goes at zero); a node is dropped from
+/// the set once nothing of it is left.
 pub(crate) const NODES_SCRIPT: &str = r"
 local ns = redis.call('SMEMBERS', KEYS[1])
 local out = {}
+local budget = tonumber(ARGV[4]) or 0
+local more = 0
 for _, n in ipairs(ns) do
   local v = redis.call('GET', ARGV[1] .. n)
-  if v then table.insert(out, v) else redis.call('SREM', KEYS[1], n) end
+  if v then
+    table.insert(out, v)
+  else
+    local set = ARGV[2] .. n
+    if budget > 0 then
+      local gone = redis.call('SPOP', set, budget)
+      budget = budget - #gone
+      for _, c in ipairs(gone) do
+        redis.call('HDEL', ARGV[3] .. c, n)
+        if redis.call('HINCRBY', KEYS[2], c, -1) <= 0 then
+          redis.call('HDEL', KEYS[2], c)
+        end
+      end
+    end
+    if redis.call('EXISTS', set) == 0 then
+      redis.call('SREM', KEYS[1], n)
+    else
+      more = 1
+    end
+  end
 end
-return out
+return {out, redis.call('HLEN', KEYS[2]), more}
 ";
+
+/// Client entries a sweep takes at most per call (a few ms of Redis); the
+/// cluster thread calls again at once while a lapsed node is left.
+pub(crate) const SWEEP_BATCH: usize = 20_000;
+
+/// KEYS[1]: the client's hash; KEYS[2]: this node's client set; KEYS[3]:
+/// the cluster's clients hash; KEYS[4]: the set of nodes. ARGV[1]: the
+/// node; ARGV[2]: the client id; ARGV[3]: the node's socket ids of the
+/// client (`''`: none left). Keeps the invariant of `{c}:clients`: a
+/// client's count is the number of node sets that hold it.
+pub(crate) const CLIENT_WRITE_SCRIPT: &str = r"
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  if redis.call('SADD', KEYS[2], ARGV[2]) == 1 then
+    redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+    redis.call('SADD', KEYS[4], ARGV[1])
+  end
+else
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  if redis.call('SREM', KEYS[2], ARGV[2]) == 1 then
+    if redis.call('HINCRBY', KEYS[3], ARGV[2], -1) <= 0 then
+      redis.call('HDEL', KEYS[3], ARGV[2])
+    end
+  end
+end
+return 1
+";
+
+/// KEYS[1]: this node's client set; KEYS[2]: the cluster's clients hash.
+/// ARGV[1]: the node; ARGV[2]: the prefix of the clients' hashes;
+/// ARGV[3..]: every client id the node holds now. Takes out of Redis the
+/// clients the set holds and the node does not (unbound while Redis was
+/// unreachable); a rewrite then adds the others again.
+pub(crate) const RECONCILE_SCRIPT: &str = r"
+local keep = {}
+for i = 3, #ARGV do keep[ARGV[i]] = true end
+local removed = 0
+for _, c in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if not keep[c] then
+    redis.call('SREM', KEYS[1], c)
+    redis.call('HDEL', ARGV[2] .. c, ARGV[1])
+    if redis.call('HINCRBY', KEYS[2], c, -1) <= 0 then
+      redis.call('HDEL', KEYS[2], c)
+    end
+    removed = removed + 1
+  end
+end
+return removed
+";
+
+/// What the nodes script answers: the live nodes' summaries, the distinct
+/// online clients, and whether a lapsed node is left to sweep.
+pub(crate) fn nodes_answer(reply: Reply) -> Result<(Vec<Vec<u8>>, u64, bool), ClusterError> {
+    let Reply::Array(parts) = reply else {
+        return Err(ClusterError::BadReply);
+    };
+    let [Reply::Array(leases), Reply::Integer(clients), Reply::Integer(more)] = parts.as_slice()
+    else {
+        return Err(ClusterError::BadReply);
+    };
+    let leases = leases
+        .iter()
+        .map(|l| {
+            l.as_bytes()
+                .map(<[u8]>::to_vec)
+                .ok_or(ClusterError::BadReply)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((leases, u64::try_from(*clients).unwrap_or(0), *more != 0))
+}
 
 /// The socket ids in a client script's answer.
 fn socket_ids(reply: Reply) -> Result<Vec<SocketId>, ClusterError> {
@@ -256,6 +365,33 @@ mod tests {
             Err(ClusterError::BadReply)
         );
         assert_eq!(socket_ids(Reply::Nil), Err(ClusterError::BadReply));
+    }
+
+    #[test]
+    fn nodes_answers_parse_and_garbage_is_an_error() {
+        let reply = Reply::Array(vec![
+            Reply::Array(vec![Reply::Bulk(b"{}".to_vec())]),
+            Reply::Integer(7),
+            Reply::Integer(1),
+        ]);
+        assert_eq!(nodes_answer(reply), Ok((vec![b"{}".to_vec()], 7, true)));
+        let empty = Reply::Array(vec![
+            Reply::Array(vec![]),
+            Reply::Integer(0),
+            Reply::Integer(0),
+        ]);
+        assert_eq!(nodes_answer(empty), Ok((vec![], 0, false)));
+        for bad in [
+            Reply::Nil,
+            Reply::Array(vec![Reply::Array(vec![]), Reply::Integer(0)]),
+            Reply::Array(vec![
+                Reply::Array(vec![Reply::Integer(1)]),
+                Reply::Integer(0),
+                Reply::Integer(0),
+            ]),
+        ] {
+            assert_eq!(nodes_answer(bad), Err(ClusterError::BadReply));
+        }
     }
 
     #[test]

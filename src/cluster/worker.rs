@@ -24,7 +24,9 @@ use mio::Events;
 use serde_json::json;
 
 use super::node::{Cluster, NodeInfo, Seed};
-use super::presence::NODES_SCRIPT;
+use super::presence::{
+    nodes_answer, CLIENT_WRITE_SCRIPT, NODES_SCRIPT, RECONCILE_SCRIPT, SWEEP_BATCH,
+};
 use super::redis::{RedisEvent, RedisEvents, Reply};
 use super::wire::{self, SocketOp, WireTarget};
 use crate::bus::{Bus, Command, Target};
@@ -45,6 +47,26 @@ struct Flags {
     lapsed: AtomicBool,
     /// At least one lease write succeeded.
     leased: AtomicBool,
+    /// The last nodes reading left a lapsed node to sweep: read again soon.
+    sweep_more: AtomicBool,
+}
+
+/// One presence write of [`Worker::flush_interest`].
+enum Write {
+    /// A group's hash and this node's member count (`None`: no members).
+    Group(Vec<u8>, Option<String>),
+    /// A client id and this node's socket ids of it (empty: none).
+    Client(String, String),
+}
+
+impl Write {
+    /// Whether this node has members of the name (so its channel is wanted).
+    fn is_present(&self) -> bool {
+        match self {
+            Write::Group(_, n) => n.is_some(),
+            Write::Client(_, ids) => !ids.is_empty(),
+        }
+    }
 }
 
 /// The cluster thread's state.
@@ -142,26 +164,20 @@ impl Worker {
     /// Leave the cluster at shutdown: drop the lease, so the node vanishes
     /// at once rather than when it lapses.
     fn leave(&self) {
-        let node = self.cluster.node().to_string();
         let redis = self.cluster.redis();
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let _ = redis.command(
             [
-                b"SREM".to_vec(),
-                self.cluster.keys.nodes(),
-                node.into_bytes(),
-            ],
-            |_| {},
-        );
-        let sent = redis.command(
-            [
                 b"DEL".to_vec(),
                 self.cluster.keys.lease(self.cluster.node()),
             ],
-            move |r| {
-                let _ = tx.try_send(r);
-            },
+            |_| {},
         );
+        // With the lease gone, the sweep takes this node's clients out of
+        // the cluster's count now (and the node out of the set of nodes).
+        let sent = redis.command(self.nodes_command(usize::MAX / 2), move |r| {
+            let _ = tx.try_send(r);
+        });
         if sent.is_ok() {
             let _ = rx.recv_timeout(Duration::from_millis(500));
         }
@@ -332,56 +348,65 @@ impl Worker {
         let mut subscribe = Vec::new();
         let now = Instant::now();
         let keys = self.cluster.keys.clone();
-        let mut changes: Vec<(Vec<u8>, Vec<u8>, Option<String>)> = Vec::new();
+        if rewrite {
+            self.reconcile_clients();
+        }
+        // Per name: its channel, and the write (None: this node has none).
+        let mut changes: Vec<(Vec<u8>, Write)> = Vec::new();
         for (group, n) in groups {
             let channel = keys.group_channel(&group);
-            changes.push((channel, keys.group(&group), (n > 0).then(|| n.to_string())));
+            let key = keys.group(&group);
+            let value = (n > 0).then(|| n.to_string());
             if n > 0 {
                 self.written_groups.insert(group);
             } else {
                 self.written_groups.remove(&group);
             }
+            changes.push((channel, Write::Group(key, value)));
         }
         for (client, ids) in clients {
             let channel = keys.client_channel(&client);
-            changes.push((
-                channel,
-                keys.client(&client),
-                (!ids.is_empty()).then_some(ids),
-            ));
             if self.cluster_has_client(&client) {
-                self.written_clients.insert(client);
+                self.written_clients.insert(client.clone());
             } else {
                 self.written_clients.remove(&client);
             }
+            changes.push((channel, Write::Client(client, ids)));
         }
-        for (channel, key, value) in changes {
-            match value {
-                Some(value) => {
-                    self.unsubscribe_at.remove(&channel);
-                    if self.subscribed.insert(channel.clone()) || rewrite {
-                        subscribe.push(channel);
-                    }
-                    let _ = redis.command(
-                        [
-                            b"HSET".to_vec(),
-                            key,
-                            node.clone().into_bytes(),
-                            value.into_bytes(),
-                        ],
-                        |_| {},
-                    );
+        for (channel, write) in changes {
+            if write.is_present() {
+                self.unsubscribe_at.remove(&channel);
+                if self.subscribed.insert(channel.clone()) || rewrite {
+                    subscribe.push(channel);
                 }
-                None => {
-                    if self.subscribed.contains(&channel) {
-                        self.unsubscribe_at
-                            .entry(channel)
-                            .or_insert(now + UNSUBSCRIBE_DELAY);
-                    }
-                    let _ =
-                        redis.command([b"HDEL".to_vec(), key, node.clone().into_bytes()], |_| {});
-                }
+            } else if self.subscribed.contains(&channel) {
+                self.unsubscribe_at
+                    .entry(channel)
+                    .or_insert(now + UNSUBSCRIBE_DELAY);
             }
+            let command = match write {
+                Write::Group(key, Some(n)) => vec![
+                    b"HSET".to_vec(),
+                    key,
+                    node.clone().into_bytes(),
+                    n.into_bytes(),
+                ],
+                Write::Group(key, None) => vec![b"HDEL".to_vec(), key, node.clone().into_bytes()],
+                Write::Client(client, ids) => vec![
+                    b"EVAL".to_vec(),
+                    CLIENT_WRITE_SCRIPT.as_bytes().to_vec(),
+                    b"4".to_vec(),
+                    keys.client(&client),
+                    keys.node_clients(self.cluster.node()),
+                    keys.clients(),
+                    keys.nodes(),
+                    node.clone().into_bytes(),
+                    client.into_bytes(),
+                    ids.into_bytes(),
+                ],
+            };
+            // Lost when Redis is down: the reconnect rewrites everything.
+            let _ = redis.command(command, |_| {});
         }
         if !subscribe.is_empty() {
             if let Err(e) = redis.subscribe(subscribe) {
@@ -434,6 +459,31 @@ impl Worker {
         }
     }
 
+    /// Before a rewrite: take out of Redis the client ids this node's set
+    /// holds and the node no longer does (unbound while Redis was
+    /// unreachable, so their removal was lost); the rewrite adds the rest.
+    fn reconcile_clients(&self) {
+        let keys = &self.cluster.keys;
+        let node = self.cluster.node();
+        let mut args = vec![
+            b"EVAL".to_vec(),
+            RECONCILE_SCRIPT.as_bytes().to_vec(),
+            b"2".to_vec(),
+            keys.node_clients(node),
+            keys.clients(),
+            node.to_string().into_bytes(),
+            keys.client_prefix(),
+        ];
+        args.extend(
+            self.cluster
+                .interest_quiet()
+                .clients
+                .keys()
+                .map(|c| c.clone().into_bytes()),
+        );
+        let _ = self.cluster.redis().command(args, |_| {});
+    }
+
     fn cluster_has_client(&self, client: &str) -> bool {
         self.cluster.interest_quiet().clients.contains_key(client)
     }
@@ -457,6 +507,8 @@ impl Worker {
         if now >= self.next_lease {
             self.next_lease = now + self.cluster.lease / 4;
             self.refresh_lease(bus);
+            self.read_nodes();
+        } else if self.flags.sweep_more.swap(false, Ordering::AcqRel) {
             self.read_nodes();
         }
         self.probe(now);
@@ -511,28 +563,48 @@ impl Worker {
         );
     }
 
-    fn read_nodes(&self) {
-        let cluster = Arc::clone(&self.cluster);
-        let args = [
+    /// The nodes script's command, sweeping at most `budget` client
+    /// entries of lapsed nodes.
+    fn nodes_command(&self, budget: usize) -> Vec<Vec<u8>> {
+        let keys = &self.cluster.keys;
+        vec![
             b"EVAL".to_vec(),
             NODES_SCRIPT.as_bytes().to_vec(),
-            b"1".to_vec(),
-            self.cluster.keys.nodes(),
-            self.cluster.keys.lease_prefix(),
-        ];
+            b"2".to_vec(),
+            keys.nodes(),
+            keys.clients(),
+            keys.lease_prefix(),
+            keys.node_clients_prefix(),
+            keys.client_prefix(),
+            budget.to_string().into_bytes(),
+        ]
+    }
+
+    fn read_nodes(&self) {
+        let cluster = Arc::clone(&self.cluster);
+        let flags = Arc::clone(&self.flags);
+        let waker = Arc::clone(&self.cluster.waker);
+        let args = self.nodes_command(SWEEP_BATCH);
         let _ = self.cluster.redis().command(args, move |reply| {
-            let Ok(Reply::Array(items)) = reply else {
+            let Ok((leases, online_clients, more)) = reply
+                .map_err(super::ClusterError::Redis)
+                .and_then(nodes_answer)
+            else {
                 return;
             };
-            let mut nodes: Vec<NodeInfo> = items
+            let mut nodes: Vec<NodeInfo> = leases
                 .iter()
-                .filter_map(|item| item.as_bytes())
                 .filter_map(|bytes| serde_json::from_slice(bytes).ok())
                 .collect();
             nodes.sort_by_key(|n| n.node);
             let mut view = cluster.view.write().unwrap_or_else(|p| p.into_inner());
             view.nodes = nodes;
+            view.online_clients = online_clients;
             view.at = Some(Instant::now());
+            if more {
+                flags.sweep_more.store(true, Ordering::Release);
+                let _ = waker.wake();
+            }
         });
     }
 

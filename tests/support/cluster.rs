@@ -252,6 +252,14 @@ pub fn live_nodes(addr: SocketAddr) -> Option<(usize, u64)> {
     Some((nodes.len(), total))
 }
 
+/// The cluster's totals in `GET /status` on `addr`: (open sockets,
+/// distinct online clients).
+pub fn cluster_totals(addr: SocketAddr) -> Option<(u64, u64)> {
+    let v = http_get(addr, "/status").json();
+    let c = &v["cluster"];
+    Some((c["online_sockets"].as_u64()?, c["online_clients"].as_u64()?))
+}
+
 pub fn wait_subscribed(redis: &RedisServer, channel: &str, n: u64) {
     wait_for(&format!("{n} subscriber(s) of {channel}"), || {
         (redis.subscribers(channel) >= n).then_some(())

@@ -29,8 +29,9 @@ pub fn healthz(hub: &Hub) -> Response {
 }
 
 /// `GET /status`: online sockets, clients, groups, uptime; in a cluster,
-/// this node's number and the cluster's totals (the sum of the live nodes'
-/// leases, as last read: up to a quarter of `node_lease` old).
+/// this node's number and the cluster's totals ([`crate::cluster::Cluster::totals`]:
+/// sockets summed over the live nodes, distinct client ids; as last read,
+/// up to a quarter of `node_lease` old).
 pub fn status(hub: &Hub) -> Response {
     let mut body = json!({
         "online_sockets": hub.online_sockets(),
@@ -39,17 +40,16 @@ pub fn status(hub: &Hub) -> Response {
         "uptime_s": hub.uptime_secs(),
     });
     if let (Some(cluster), Some(map)) = (hub.cluster(), body.as_object_mut()) {
-        let (nodes, age) = cluster.nodes();
-        let sum = |f: fn(&crate::cluster::NodeInfo) -> u64| nodes.iter().map(f).sum::<u64>();
+        let totals = cluster.totals();
         map.insert("node".to_owned(), json!(cluster.node()));
         map.insert(
             "cluster".to_owned(),
             json!({
                 "reachable": cluster.is_reachable(),
-                "nodes": nodes.len(),
-                "online_sockets": sum(|n| n.online_sockets),
-                "online_clients": sum(|n| n.online_clients),
-                "age_ms": age.map(|a| a.as_millis() as u64),
+                "nodes": totals.nodes,
+                "online_sockets": totals.online_sockets,
+                "online_clients": totals.online_clients,
+                "age_ms": totals.age.map(|a| a.as_millis() as u64),
             }),
         );
     }
