@@ -40,7 +40,10 @@
 # are not mixed in. Both together run gmws alone (no peer has both).
 #
 # Server "gmws2" is the same echo example with GMWS_WORKERS=2 (two event
-# loops, not pinned). Server "baseline" is another build of examples/echo given as BASELINE_ECHO
+# loops, not pinned); "gmws2pin" the same pinned to the server's CPU like
+# the one-loop server (on a 2-CPU machine the load generator has the other:
+# this isolates what the machinery of two loops costs per message from where
+# the scheduler puts an unpinned loop). Server "baseline" is another build of examples/echo given as BASELINE_ECHO
 # (e.g. an earlier commit's), to measure a change before/after in one run:
 #   BASELINE_ECHO=/tmp/old/echo scripts/bench-matrix.sh --servers "gmws baseline"
 #
@@ -89,13 +92,13 @@ log() { printf '%s\n' "$*" >&2; }
 # ---- wire mode ----------------------------------------------------------------
 # WIRE names the mode; PEERS_OK the servers that may run in it.
 case "$TLS$DEFLATE" in
-    00) WIRE=plain; PEERS_OK="gmws gmws2 baseline tungstenite fastwebsockets"
+    00) WIRE=plain; PEERS_OK="gmws gmws2 gmws2pin baseline tungstenite fastwebsockets"
         DEFAULT_SERVERS="gmws tungstenite fastwebsockets" ;;
-    10) WIRE=tls; PEERS_OK="gmws gmws2 baseline tungstenite-tls"
+    10) WIRE=tls; PEERS_OK="gmws gmws2 gmws2pin baseline tungstenite-tls"
         DEFAULT_SERVERS="gmws tungstenite-tls" ;;
-    01) WIRE=deflate; PEERS_OK="gmws gmws2 baseline node-ws-deflate"
+    01) WIRE=deflate; PEERS_OK="gmws gmws2 gmws2pin baseline node-ws-deflate"
         DEFAULT_SERVERS="gmws node-ws-deflate" ;;
-    11) WIRE=tls+deflate; PEERS_OK="gmws gmws2 baseline"; DEFAULT_SERVERS="gmws" ;;
+    11) WIRE=tls+deflate; PEERS_OK="gmws gmws2 gmws2pin baseline"; DEFAULT_SERVERS="gmws" ;;
 esac
 SERVERS=${SERVERS:-$DEFAULT_SERVERS}
 for s in $SERVERS; do
@@ -131,6 +134,7 @@ declare -A SERVER_BIN=(
     [gmws]=$TARGET/release/examples/echo
     [baseline]=${BASELINE_ECHO:-}
     [gmws2]=$TARGET/release/examples/echo
+    [gmws2pin]=$TARGET/release/examples/echo
     [tungstenite]=${CARGO_TARGET_DIR:-benches/peers/target}/release/tungstenite_echo
     [fastwebsockets]=${CARGO_TARGET_DIR:-benches/peers/target}/release/fastwebsockets_echo
     [tungstenite-tls]=${CARGO_TARGET_DIR:-benches/peers/target}/release/tungstenite_tls_echo
@@ -140,6 +144,7 @@ declare -A SERVER_NAME=(
     [gmws]="gmws"
     [baseline]="gmws (baseline)"
     [gmws2]="gmws, 2 loops"
+    [gmws2pin]="gmws, 2 loops on 1 CPU"
     [tungstenite]="tokio-tungstenite"
     [fastwebsockets]="fastwebsockets"
     [tungstenite-tls]="tokio-tungstenite (TLS)"
@@ -221,6 +226,9 @@ start_server() {
             # Two loops need two CPUs: not pinned (they share the second with
             # the load generator).
             env GMWS_WORKERS=2 "${env[@]}" "${SERVER_BIN[$1]}" "$ADDR" "${GMWS_WIRE[@]}" >/dev/null 2>&1 &
+            ;;
+        gmws2pin)
+            env GMWS_WORKERS=2 "${env[@]}" "${PIN_SERVER[@]}" "${SERVER_BIN[$1]}" "$ADDR" "${GMWS_WIRE[@]}" >/dev/null 2>&1 &
             ;;
         gmws | baseline)
             env "${env[@]}" "${PIN_SERVER[@]}" "${SERVER_BIN[$1]}" "$ADDR" "${GMWS_WIRE[@]}" >/dev/null 2>&1 &

@@ -9,9 +9,10 @@ mod support;
 use std::time::{Duration, Instant};
 
 use gmws::Gateway;
-use serde_json::json;
+use serde_json::{json, Value};
 use support::cluster::*;
 use support::*;
+use tungstenite::Message;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -224,4 +225,75 @@ fn a_sigkilled_node_vanishes_within_the_lease() {
         .expect("an answer")
         .expect("from Redis");
     assert!(sockets.is_empty(), "{sockets:?}");
+}
+
+/// The next envelope within `wait`, whatever its type (`None` if none came).
+fn try_envelope(ws: &mut Ws, wait: Duration) -> Option<Value> {
+    ws.get_ref().set_read_timeout(Some(wait)).ok()?;
+    let got = match ws.read() {
+        Ok(Message::Text(t)) => serde_json::from_str(t.as_str()).ok(),
+        _ => None,
+    };
+    let _ = ws.get_ref().set_read_timeout(Some(PATIENCE));
+    got
+}
+
+#[test]
+fn a_join_is_answered_once_the_nodes_subscription_is_confirmed() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis.url()), node(&redis.url()));
+    wait_healthy(&[a.addr, b.addr]);
+    let (mut b1, _) = member(b.addr, "bob", &[]);
+    // Each join makes the group's first member on node B; as soon as its
+    // reply arrives, node A publishes to the group: it must get there.
+    for i in 0..20 {
+        let group = format!("fresh-{i}");
+        send(
+            &mut b1,
+            &json!({"type": "join", "id": i, "data": {"group": group}}),
+        );
+        let reply = recv(&mut b1);
+        assert_eq!((&reply["type"], &reply["id"]), (&json!("join"), &json!(i)));
+        let r = api(
+            a.addr,
+            "/api/send_to_group",
+            json!({"group": group, "message": format!("m{i}")}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(next_message(&mut b1), json!(format!("m{i}")));
+    }
+    // With Redis stopped (shorter than any of the node's timeouts) the
+    // SUBSCRIBE cannot be confirmed, so the reply waits for Redis.
+    redis.signal("STOP");
+    send(
+        &mut b1,
+        &json!({"type": "join", "id": "held", "data": {"group": "late"}}),
+    );
+    let early = try_envelope(&mut b1, Duration::from_millis(300));
+    redis.signal("CONT");
+    assert_eq!(early, None, "answered before Redis could confirm");
+    let reply = recv(&mut b1);
+    assert_eq!(reply["type"], "join", "{reply}");
+    assert_eq!(reply["id"], "held");
+    let r = api(
+        a.addr,
+        "/api/send_to_group",
+        json!({"group": "late", "message": "after"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(next_message(&mut b1), "after");
+    assert_eq!(metric(b.addr, "gmws_cluster_gaps_total"), 0);
+    // Redis stopped for good: the reply is not held forever (it goes after
+    // the Redis command timeout, 1.5 s with this lease), Redis still down.
+    redis.signal("STOP");
+    send(
+        &mut b1,
+        &json!({"type": "join", "id": "stuck", "data": {"group": "never"}}),
+    );
+    let reply = recv(&mut b1);
+    redis.signal("CONT");
+    assert_eq!(
+        (&reply["type"], &reply["id"]),
+        (&json!("join"), &json!("stuck"))
+    );
 }

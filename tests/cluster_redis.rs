@@ -334,6 +334,48 @@ fn publish_subscribe_round_trip() {
 }
 
 #[test]
+fn a_barrier_confirms_the_subscriptions_asked_before_it() {
+    let server = RedisServer::start(&[]);
+    let (redis, events) = start(&server.url(), options());
+    redis.subscribe(["first"]).expect("subscribe");
+    wait_both_up(&events);
+    // Once the link is up: three channels, then a barrier; its event means
+    // Redis applied all three, so a publish now reaches us.
+    redis.subscribe(["a", "b", "c"]).expect("subscribe");
+    redis.barrier(7).expect("barrier");
+    let token = wait_for(&events, "barrier 7", |e| match e {
+        RedisEvent::Confirmed(t) => Some(t),
+        _ => None,
+    });
+    assert_eq!(token, 7);
+    for channel in ["a", "b", "c"] {
+        assert_eq!(
+            call(&redis, &["PUBSUB", "NUMSUB", channel]),
+            Ok(Reply::Array(vec![
+                Reply::Bulk(channel.as_bytes().to_vec()),
+                Reply::Integer(1)
+            ]))
+        );
+    }
+    round_trip(&redis, &events, "c", "hello");
+    // Unsubscribes are covered too.
+    redis.unsubscribe(["a"]).expect("unsubscribe");
+    redis.barrier(8).expect("barrier");
+    let token = wait_for(&events, "barrier 8", |e| match e {
+        RedisEvent::Confirmed(t) => Some(t),
+        _ => None,
+    });
+    assert_eq!(token, 8);
+    assert_eq!(
+        call(&redis, &["PUBSUB", "NUMSUB", "a"]),
+        Ok(Reply::Array(vec![
+            Reply::Bulk(b"a".to_vec()),
+            Reply::Integer(0)
+        ]))
+    );
+}
+
+#[test]
 fn auth_with_requirepass() {
     let server = RedisServer::start(&["--requirepass", "s3cret"]);
     let port = server.port;

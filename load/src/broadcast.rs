@@ -24,9 +24,9 @@
 //! subscribers' (cross-node latency), `--also-target` connects every other
 //! subscriber to a second node (a group split over two nodes); a 200 with
 //! any `delivered` is then accepted, since a node counts only its own
-//! sockets, and the subscribers still check every delivery. Publishing then
-//! starts 250 ms after the last join: a node answers a join before Redis has
-//! confirmed its subscription to the group's channel.
+//! sockets, and the subscribers still check every delivery. Publishing may
+//! start as soon as every join is answered: a node holds a join's reply
+//! until Redis has confirmed its subscription to the group's channel.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -47,9 +47,6 @@ use super::LoadError;
 
 /// The marker that starts every published message.
 const MARKER: &str = "gmws-load ";
-/// Across a cluster: the pause between the last join and the first
-/// publication, for the nodes' subscriptions to the group to be confirmed.
-const CLUSTER_SETTLE: Duration = Duration::from_millis(250);
 /// The longest wait for deliveries still missing after the window.
 const MAX_GRACE: Duration = Duration::from_secs(5);
 
@@ -356,16 +353,9 @@ pub fn run(args: &LoadArgs, addr: SocketAddr, wire: &Wire) -> Result<BroadcastRe
         }
         turn(&mut driver, &mut bc, Duration::from_millis(20))?;
     }
-    // Across a cluster a node subscribes to the group's channel when its
-    // first member joins, and answers the join before Redis has confirmed
-    // the subscription: a message published at once could miss that node
-    // (at most once). Publishing waits a moment.
-    if bc.cluster {
-        let settled = Instant::now() + CLUSTER_SETTLE;
-        while Instant::now() < settled {
-            turn(&mut driver, &mut bc, Duration::from_millis(20))?;
-        }
-    }
+    // Across a cluster a node answers the join of a group's first member
+    // there only once Redis has confirmed its subscription to the group's
+    // channel: publishing may start now.
     let joined = bc.ready;
     let start = bc.now_ns() + nanos(args.warmup);
     let end = start + nanos(args.duration);

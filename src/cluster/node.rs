@@ -67,6 +67,20 @@ pub struct ClusterTotals {
     pub age: Option<Duration>,
 }
 
+/// A reply held until a group's channel is subscribed
+/// ([`Cluster::when_group_ready`]).
+struct Waiter {
+    deadline: Instant,
+    run: Box<dyn FnOnce(bool) + Send>,
+}
+
+/// Which channels Redis has confirmed subscribed, and what waits for others.
+#[derive(Default)]
+pub(crate) struct Readiness {
+    live: std::collections::HashSet<Vec<u8>>,
+    waiting: HashMap<Vec<u8>, Vec<Waiter>>,
+}
+
 /// What the cluster thread is started with.
 pub(crate) struct Seed {
     pub poll: Poll,
@@ -95,6 +109,7 @@ pub struct Cluster {
     pub(crate) waker: Arc<Waker>,
     wake_pending: AtomicBool,
     pub(crate) view: RwLock<NodesView>,
+    ready: Mutex<Readiness>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -170,6 +185,7 @@ impl Cluster {
             waker,
             wake_pending: AtomicBool::new(false),
             view: RwLock::new(NodesView::default()),
+            ready: Mutex::new(Readiness::default()),
             keys,
         };
         Ok((Arc::new(cluster), Seed { poll, events }))
@@ -332,6 +348,89 @@ impl Cluster {
         op: wire::SocketOp,
     ) -> Result<(), ClusterError> {
         self.publish(&WireTarget::Op(socket, op), false, &[])
+    }
+
+    /// Run `f` once this node's subscription to `group`'s channel is
+    /// confirmed by Redis, so that from then on every message another node
+    /// publishes to the group reaches this node. Returns `Some(f)`, not
+    /// run, when there is nothing to wait for (the channel is confirmed
+    /// already, or Redis is unreachable: at most once); the caller runs it
+    /// then. Otherwise `f(true)` runs on the cluster thread when Redis
+    /// confirms, or `f(false)` after the Redis command timeout.
+    ///
+    /// The gateway holds its `join` reply with this. Call it after the
+    /// join that makes the group's first member on this node: a join
+    /// never confirmed (the group lost its members meanwhile) waits for
+    /// the timeout.
+    pub fn when_group_ready<F>(&self, group: &str, f: F) -> Option<F>
+    where
+        F: FnOnce(bool) + Send + 'static,
+    {
+        if !self.is_reachable() {
+            return Some(f);
+        }
+        let channel = self.keys.group_channel(group);
+        let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
+        if ready.live.contains(&channel) {
+            return Some(f);
+        }
+        ready.waiting.entry(channel).or_default().push(Waiter {
+            deadline: Instant::now() + self.options.command_timeout,
+            run: Box::new(f),
+        });
+        None
+    }
+
+    /// Redis confirmed `channels` subscribed: release what waits for them.
+    pub(crate) fn confirmed(&self, channels: impl IntoIterator<Item = Vec<u8>>) {
+        let mut run = Vec::new();
+        {
+            let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
+            for channel in channels {
+                if let Some(waiters) = ready.waiting.remove(&channel) {
+                    run.extend(waiters);
+                }
+                ready.live.insert(channel);
+            }
+        }
+        for waiter in run {
+            (waiter.run)(true);
+        }
+    }
+
+    /// `channel` is being unsubscribed: no longer confirmed.
+    pub(crate) fn unconfirmed(&self, channel: &[u8]) {
+        let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
+        ready.live.remove(channel);
+    }
+
+    /// The pub/sub link was lost (or the client restarted): nothing is
+    /// confirmed until it is back.
+    pub(crate) fn unconfirm_all(&self) {
+        let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
+        ready.live.clear();
+    }
+
+    /// Release the waiters whose timeout passed (with `false`).
+    pub(crate) fn expire_waiters(&self, now: Instant) {
+        let mut run = Vec::new();
+        {
+            let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
+            if ready.waiting.is_empty() {
+                return;
+            }
+            ready.waiting.retain(|_, waiters| {
+                let (due, keep): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(waiters)
+                    .into_iter()
+                    .partition(|w| w.deadline <= now);
+                run.extend(due);
+                *waiters = keep;
+                !waiters.is_empty()
+            });
+        }
+        for waiter in run {
+            (waiter.run)(false);
+        }
     }
 
     /// The node's interest, to change it; the cluster thread is woken to

@@ -12,10 +12,10 @@
 //! counts once): each node also keeps the set of its client ids
 //! (`{c}:nc:{n}`) and the cluster keeps one hash, client id → how many of
 //! those sets hold it (`{c}:clients`), both changed together by one script
-//! per bind or unbind ([`CLIENT_WRITE_SCRIPT`]). The hash's length is the
+//! per bind or unbind (`CLIENT_WRITE_SCRIPT`). The hash's length is the
 //! answer. The nodes script, which every node runs each quarter of
 //! `node_lease`, sweeps the sets of lapsed nodes out of it
-//! ([`NODES_SCRIPT`]), so a SIGKILLed node's clients leave the count
+//! (`NODES_SCRIPT`), so a SIGKILLed node's clients leave the count
 //! within `node_lease` too.
 
 use super::error::ClusterError;

@@ -13,7 +13,7 @@
 //!   time restarts the Redis client (a subscription can die silently);
 //! - reads the live nodes' summaries (`GET /api/nodes`, `/status`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -27,7 +27,7 @@ use super::node::{Cluster, NodeInfo, Seed};
 use super::presence::{
     nodes_answer, CLIENT_WRITE_SCRIPT, NODES_SCRIPT, RECONCILE_SCRIPT, SWEEP_BATCH,
 };
-use super::redis::{RedisEvent, RedisEvents, Reply};
+use super::redis::{Link, RedisEvent, RedisEvents, Reply};
 use super::wire::{self, SocketOp, WireTarget};
 use crate::bus::{Bus, Command, Target};
 use crate::compression::Outgoing;
@@ -88,6 +88,10 @@ pub(crate) struct Worker {
     next_probe: Instant,
     probe: Option<(u64, Instant)>,
     probe_token: u64,
+    /// Barriers asked and not yet confirmed: token, channels subscribed
+    /// before it (see [`Cluster::when_group_ready`]).
+    barriers: VecDeque<(u64, Vec<Vec<u8>>)>,
+    barrier_token: u64,
 }
 
 /// How often the liveness probe goes out: a quarter of the node lease,
@@ -127,6 +131,8 @@ impl Worker {
             next_probe: first_probe,
             probe: None,
             probe_token: 0,
+            barriers: VecDeque::new(),
+            barrier_token: 0,
         };
         std::thread::Builder::new()
             .name("gmws-cluster".into())
@@ -187,10 +193,18 @@ impl Worker {
     fn drain(&mut self, bus: &Arc<Bus>) {
         while let Ok(event) = self.events.try_recv() {
             match event {
-                RedisEvent::Connected(link) => self.cluster.link(link, true),
+                RedisEvent::Connected(link) => {
+                    self.cluster.link(link, true);
+                    if link == Link::PubSub {
+                        self.barrier_all();
+                    }
+                }
                 RedisEvent::Reconnected(link) => {
                     self.cluster.link(link, true);
                     self.rewrite = true;
+                    if link == Link::PubSub {
+                        self.barrier_all();
+                    }
                     log::info!("cluster: Redis {link:?} link back");
                 }
                 RedisEvent::Disconnected { link, error } => {
@@ -199,10 +213,44 @@ impl Worker {
                     }
                     self.cluster.link(link, false);
                     self.probe = None;
+                    if link == Link::PubSub {
+                        self.cluster.unconfirm_all();
+                        self.barriers.clear();
+                    }
                 }
+                RedisEvent::Confirmed(token) => self.confirmed(token),
                 RedisEvent::Message { channel, payload } => self.message(bus, channel, &payload),
             }
         }
+    }
+
+    /// Ask Redis to confirm `channels` (just subscribed) with a barrier.
+    fn barrier(&mut self, channels: Vec<Vec<u8>>) {
+        self.barrier_token += 1;
+        if self.cluster.redis().barrier(self.barrier_token).is_ok() {
+            self.barriers.push_back((self.barrier_token, channels));
+        }
+    }
+
+    /// The pub/sub link is up with every channel of the set subscribed
+    /// again: a barrier confirms them all (asked now, so that it also
+    /// covers a subscription asked just before this event).
+    fn barrier_all(&mut self) {
+        let channels = self.subscribed.iter().cloned().collect();
+        self.barrier(channels);
+    }
+
+    /// Redis confirmed barrier `token`: its channels (and those of every
+    /// barrier before it) that are still subscribed are live.
+    fn confirmed(&mut self, token: u64) {
+        let mut live = Vec::new();
+        while self.barriers.front().is_some_and(|(t, _)| *t <= token) {
+            if let Some((_, channels)) = self.barriers.pop_front() {
+                live.extend(channels);
+            }
+        }
+        live.retain(|c| self.subscribed.contains(c));
+        self.cluster.confirmed(live);
     }
 
     fn message(&mut self, bus: &Arc<Bus>, channel: Vec<u8>, payload: &[u8]) {
@@ -409,8 +457,9 @@ impl Worker {
             let _ = redis.command(command, |_| {});
         }
         if !subscribe.is_empty() {
-            if let Err(e) = redis.subscribe(subscribe) {
-                log::warn!("cluster: subscribe refused: {e}");
+            match redis.subscribe(subscribe.clone()) {
+                Ok(()) => self.barrier(subscribe),
+                Err(e) => log::warn!("cluster: subscribe refused: {e}"),
             }
         }
     }
@@ -501,6 +550,7 @@ impl Worker {
                 self.unsubscribe_at.remove(channel);
                 self.subscribed.remove(channel);
                 self.seen.remove(channel);
+                self.cluster.unconfirmed(channel);
             }
             let _ = self.cluster.redis().unsubscribe(due);
         }
@@ -512,6 +562,7 @@ impl Worker {
             self.read_nodes();
         }
         self.probe(now);
+        self.cluster.expire_waiters(now);
     }
 
     fn refresh_lease(&self, bus: &Arc<Bus>) {
@@ -618,6 +669,8 @@ impl Worker {
                 log::warn!("cluster: the liveness probe did not come back; reconnecting to Redis");
                 if let Some(events) = self.cluster.restart_client() {
                     self.events = events;
+                    self.cluster.unconfirm_all();
+                    self.barriers.clear();
                     let mut channels: Vec<Vec<u8>> = self.subscribed.iter().cloned().collect();
                     channels.push(self.cluster.keys.node_channel(self.cluster.node()));
                     channels.push(self.cluster.keys.all_channel());

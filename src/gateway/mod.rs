@@ -15,6 +15,10 @@
 //! allows (JSON numbers may grow when re-serialised) is refused `too_large`.
 //! `send_to_all` from clients is off by default (`allow_send_to_all`).
 //!
+//! In a cluster the `join` reply is held until Redis confirms this node's
+//! subscription to the group's channel ([`Hub::send_when_group_ready`]):
+//! once a client has it, messages sent to the group from any node reach it.
+//!
 //! A request id (`"id"`, see [`Envelope::id`]) is echoed in the `join` and
 //! `leave` replies and in every error envelope of that request, including those
 //! of `send_to_*` (which have no reply when they succeed).
@@ -102,7 +106,18 @@ impl EnvelopeHandler for Gateway {
         let id = message.id.as_ref();
         match handle(hub, socket, message) {
             Ok(Some(reply)) => {
-                let _ = hub.send_to_socket(socket, &with_id(reply, id));
+                let reply = with_id(reply, id);
+                match message.id_field("group").filter(|_| message.kind == "join") {
+                    // Held until this node's subscription to the group is
+                    // confirmed: once the client has its reply, messages
+                    // other nodes send to the group reach it.
+                    Some(group) => {
+                        let _ = hub.send_when_group_ready(socket, &group, &reply);
+                    }
+                    None => {
+                        let _ = hub.send_to_socket(socket, &reply);
+                    }
+                }
             }
             Ok(None) => {}
             Err((code, text)) => {

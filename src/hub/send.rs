@@ -177,6 +177,49 @@ impl Hub {
         }
     }
 
+    /// Send `payload` to this node's `socket` once the node's subscription
+    /// to `group`'s channel is confirmed by Redis
+    /// ([`crate::cluster::Cluster::when_group_ready`]): from then on every
+    /// message another node publishes to the group reaches the socket. The
+    /// gateway answers `join` with it. Without a cluster, with the channel
+    /// confirmed already or with Redis unreachable, it is
+    /// [`Hub::send_to_socket`] now; otherwise the message is posted to the
+    /// socket's loop when Redis confirms (or after the Redis command
+    /// timeout), so it may arrive after messages sent later to the socket.
+    pub fn send_when_group_ready<'a>(
+        &mut self,
+        socket: SocketId,
+        group: &str,
+        payload: impl Into<Payload<'a>>,
+    ) -> Result<(), SendError> {
+        let payload = payload.into();
+        if let Some(cluster) = self
+            .bus
+            .cluster
+            .clone()
+            .filter(|_| socket.node() == self.node)
+        {
+            let (opcode, bytes) = encode(payload);
+            let frame = self.shared_frame(opcode, &bytes);
+            let payload_len = bytes.len();
+            let bus = Arc::clone(&self.bus);
+            let post = move |_confirmed: bool| {
+                let command = Command::Send {
+                    target: Target::Socket(socket),
+                    frame,
+                    payload_len,
+                };
+                if let Err(e) = bus.post(usize::from(socket.loop_index()), command) {
+                    log::warn!("socket {socket}: a held reply was lost: {e}");
+                }
+            };
+            if cluster.when_group_ready(group, post).is_none() {
+                return Ok(());
+            }
+        }
+        self.send_to_socket(socket, payload)
+    }
+
     /// Queue a message to one socket (of any loop: one of another loop gets
     /// it when that loop next turns; at most once, like every send).
     pub fn send_to_socket<'a>(

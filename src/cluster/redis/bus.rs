@@ -41,6 +41,7 @@ pub(crate) struct Ctx<'a> {
 pub(crate) enum Control {
     Subscribe(Vec<Vec<u8>>),
     Unsubscribe(Vec<Vec<u8>>),
+    Barrier(u64),
 }
 
 /// The flags a handle and the bus share.
@@ -142,6 +143,7 @@ impl Bus {
                 match self.control_rx.try_recv() {
                     Ok(Control::Subscribe(c)) => pubsub.subscribe(&mut ctx, c),
                     Ok(Control::Unsubscribe(c)) => pubsub.unsubscribe(&mut ctx, c),
+                    Ok(Control::Barrier(token)) => pubsub.barrier(&mut ctx, token),
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => {
                         handles_gone = true;

@@ -177,6 +177,15 @@ impl RedisHandle {
         ))
     }
 
+    /// Asks for [`super::RedisEvent::Confirmed`]`(token)` once Redis has
+    /// applied every subscribe and unsubscribe asked before this call (a
+    /// PING on the pub/sub link behind them). Not reported if the link is
+    /// down or lost meanwhile: then `Connected`/`Reconnected`, which come
+    /// only once every channel of the set is subscribed, take its place.
+    pub fn barrier(&self, token: u64) -> Result<(), RedisError> {
+        self.control(Control::Barrier(token))
+    }
+
     /// Asks the bus thread to stop: commands in flight or queued fail with
     /// [`RedisError::Shutdown`], the connections close, the events receiver
     /// disconnects. Returns at once. Dropping the last handle does the same.

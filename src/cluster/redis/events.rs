@@ -35,6 +35,9 @@ pub enum RedisEvent {
         /// Why.
         error: RedisError,
     },
+    /// Every SUBSCRIBE and UNSUBSCRIBE asked before
+    /// [`super::RedisHandle::barrier`]`(token)` is applied by Redis.
+    Confirmed(u64),
     /// A message on a subscribed channel.
     Message {
         /// The channel.

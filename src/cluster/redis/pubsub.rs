@@ -28,6 +28,9 @@ enum Expect {
     Pong {
         announce: bool,
     },
+    /// The PONG of a barrier: every (un)subscription written before it is
+    /// applied; reported as [`RedisEvent::Confirmed`].
+    Barrier(u64),
 }
 
 /// What one reply on the link is.
@@ -138,6 +141,23 @@ impl Driver<PubSub> {
         self.send(ctx, Verb::Subscribe, &new);
     }
 
+    /// A barrier: a PING on the link, whose answer (Redis answers in order)
+    /// means every SUBSCRIBE and UNSUBSCRIBE written before it is applied;
+    /// reported as [`RedisEvent::Confirmed`]`(token)`. Nothing is written
+    /// while the link is down: `Connected`/`Reconnected` then says more
+    /// (every channel of the set is subscribed), and a barrier in flight
+    /// when the link is lost is never reported.
+    pub(crate) fn barrier(&mut self, ctx: &mut Ctx<'_>, token: u64) {
+        if self.conn.is_down() {
+            return;
+        }
+        encode_command(&["PING"], self.conn.out());
+        let deadline = ctx.now + ctx.options.command_timeout;
+        self.proto
+            .pipeline
+            .push(Expect::Barrier(token), ctx.now, deadline);
+    }
+
     /// Removes channels; those that were in the set are unsubscribed now if
     /// the link is connecting or up.
     pub(crate) fn unsubscribe(&mut self, ctx: &mut Ctx<'_>, channels: Vec<Vec<u8>>) {
@@ -219,6 +239,10 @@ impl Protocol for PubSub {
                 if *announce {
                     announce_up(conn, ctx, Link::PubSub);
                 }
+                true
+            }
+            (Expect::Barrier(token), Push::Pong) => {
+                ctx.events.control(RedisEvent::Confirmed(*token));
                 true
             }
             (_, Push::Error(e)) => return Err(RedisError::Reply(e)),
