@@ -315,7 +315,13 @@ impl Bus {
 
     /// Milliseconds since the bus was made (the clock of `last_turn`).
     pub fn now_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+        self.ms_at(std::time::Instant::now())
+    }
+
+    /// The bus clock at `at` (ms since the bus started): a loop reads the
+    /// clock once per turn and derives both of its clocks from it.
+    pub fn ms_at(&self, at: std::time::Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.started).as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Post `command` to loop `index` and wake it.

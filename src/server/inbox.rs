@@ -101,26 +101,40 @@ impl<H: Handler> Loop<H> {
     pub(super) fn mark_busy(&self, busy: bool) {
         let bus = &self.hub.bus;
         if bus.shared() {
-            let since = if busy { bus.now_ms().max(1) } else { 0 };
+            let since = if busy { self.turn_ms.max(1) } else { 0 };
             bus.links[self.hub.loop_index()]
                 .busy_since
                 .store(since, Ordering::Relaxed);
         }
     }
 
-    /// Publish this loop's numbers (at most once a millisecond).
+    /// Publish this loop's numbers (at most once a millisecond while busy;
+    /// what that holds back goes out before the loop sleeps, see
+    /// [`EventLoop::publish_held`]).
     pub(super) fn publish(&mut self) {
         let bus = &self.hub.bus;
         if !bus.shared() {
             return;
         }
-        let now = bus.now_ms();
-        let link = &bus.links[self.hub.loop_index()];
+        let now = self.turn_ms;
         if now == self.published_at {
             self.publish_pending = true;
             return;
         }
         self.published_at = now;
+        self.store_stats();
+    }
+
+    /// Publish the numbers a busy turn held back, if any.
+    pub(super) fn publish_held(&mut self) {
+        if self.publish_pending {
+            self.store_stats();
+        }
+    }
+
+    fn store_stats(&mut self) {
+        let bus = &self.hub.bus;
+        let link = &bus.links[self.hub.loop_index()];
         self.publish_pending = false;
         let stats = self.hub.live_stats();
         match link.stats.lock() {
