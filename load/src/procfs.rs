@@ -23,18 +23,25 @@ pub fn cpu_us(pid: u32) -> std::io::Result<f64> {
 pub struct ProcTimes {
     /// utime + stime in microseconds ([`cpu_us`]).
     pub cpu_us: f64,
-    /// Voluntary + involuntary context switches of its main thread
-    /// (`/proc/PID/status`): on an event loop, about one per sleep in
-    /// `epoll_wait`.
+    /// Voluntary + involuntary context switches of all its threads
+    /// (`/proc/PID/task/*/status`; a server with several event loops has
+    /// its connections on any of them): on an event loop, about one per
+    /// sleep in `epoll_wait`.
     pub switches: u64,
 }
 
 /// The server's [`ProcTimes`] now.
 pub fn times(pid: u32) -> std::io::Result<ProcTimes> {
     let cpu_us = cpu_us(pid)?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let switches = parse_switches(&status)
-        .ok_or_else(|| bad_data("no ctxt_switches lines in /proc/PID/status"))?;
+    let mut switches = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        // A thread that ended meanwhile is simply not counted.
+        let Ok(status) = std::fs::read_to_string(task?.path().join("status")) else {
+            continue;
+        };
+        switches += parse_switches(&status)
+            .ok_or_else(|| bad_data("no ctxt_switches lines in /proc/PID/task/TID/status"))?;
+    }
     Ok(ProcTimes { cpu_us, switches })
 }
 
