@@ -421,38 +421,6 @@ static NO_VIEW: SocketView = SocketView {
     session: None,
 };
 
-/// A socket's entry in the view: nothing allocated until it has a client
-/// id, a group or a session (so an idle socket costs the view one 16-byte
-/// map slot); reads see [`SocketView`] either way.
-#[derive(Debug, Default)]
-pub(crate) struct SocketSlot(Option<Box<SocketView>>);
-
-impl std::ops::Deref for SocketSlot {
-    type Target = SocketView;
-
-    fn deref(&self) -> &SocketView {
-        self.0.as_deref().unwrap_or(&NO_VIEW)
-    }
-}
-
-impl SocketSlot {
-    /// The view, to change it (allocated on first use).
-    fn make_mut(&mut self) -> &mut SocketView {
-        self.0.get_or_insert_with(Box::default)
-    }
-
-    /// Free the view again once it holds nothing.
-    fn tidy(&mut self) {
-        if self
-            .0
-            .as_ref()
-            .is_some_and(|v| v.client.is_none() && v.groups.is_empty() && v.session.is_none())
-        {
-            self.0 = None;
-        }
-    }
-}
-
 /// A group across the process.
 #[derive(Debug, Default)]
 pub(crate) struct GroupView {
@@ -465,22 +433,63 @@ pub(crate) struct GroupView {
 
 /// The process-wide index (kept only with more than one loop). Each entry
 /// is written by the loop that owns the socket, when it applies the change.
+///
+/// An idle socket (no client id, group or session) costs the view one 8-byte
+/// slot of the `open` set; what other loops may read of a socket is
+/// allocated in `apps` on first use and freed when it holds nothing again.
 #[derive(Debug, Default)]
 pub(crate) struct View {
-    pub sockets: HashMap<SocketId, SocketSlot, IdHash>,
+    open: HashSet<SocketId, IdHash>,
+    apps: HashMap<SocketId, Box<SocketView>, IdHash>,
     pub clients: HashMap<String, Vec<SocketId>>,
     pub groups: HashMap<String, GroupView>,
 }
 
 impl View {
+    /// What other loops may read of socket `id`; `None` if it is not open.
+    pub fn socket(&self, id: SocketId) -> Option<&SocketView> {
+        if !self.open.contains(&id) {
+            return None;
+        }
+        Some(self.apps.get(&id).map_or(&NO_VIEW, |v| v))
+    }
+
+    /// Whether socket `id` is open.
+    pub fn is_open(&self, id: SocketId) -> bool {
+        self.open.contains(&id)
+    }
+
+    /// Socket `id`'s view, to change it (allocated on first use); `None`
+    /// if it is not open.
+    fn socket_mut(&mut self, id: SocketId) -> Option<&mut SocketView> {
+        if !self.open.contains(&id) {
+            return None;
+        }
+        Some(self.apps.entry(id).or_default())
+    }
+
+    /// Free socket `id`'s view once it holds nothing.
+    fn tidy(&mut self, id: SocketId) {
+        if self
+            .apps
+            .get(&id)
+            .is_some_and(|v| v.client.is_none() && v.groups.is_empty() && v.session.is_none())
+        {
+            self.apps.remove(&id);
+        }
+    }
+
     /// A socket opened.
     pub fn open(&mut self, id: SocketId) {
-        self.sockets.insert(id, SocketSlot::default());
+        self.open.insert(id);
     }
 
     /// A socket closed: out of every index.
     pub fn close(&mut self, id: SocketId) {
-        let Some(socket) = self.sockets.remove(&id) else {
+        if !self.open.remove(&id) {
+            return;
+        }
+        let Some(socket) = self.apps.remove(&id) else {
             return;
         };
         for group in &socket.groups {
@@ -493,13 +502,12 @@ impl View {
 
     /// A socket was bound to `client` (or unbound, with `None`).
     pub fn bind(&mut self, id: SocketId, client: Option<&str>) {
-        let Some(slot) = self.sockets.get_mut(&id) else {
+        let Some(socket) = self.socket_mut(id) else {
             return;
         };
-        let socket = slot.make_mut();
         let old = std::mem::replace(&mut socket.client, client.map(str::to_owned));
         let groups = socket.groups.clone();
-        slot.tidy();
+        self.tidy(id);
         if let Some(old) = &old {
             self.remove_client(old, id);
             for g in &groups {
@@ -520,13 +528,14 @@ impl View {
 
     /// A socket joined `group`.
     pub fn join(&mut self, id: SocketId, group: &str, loops: usize) {
-        let Some(slot) = self.sockets.get_mut(&id) else {
+        match self.socket(id) {
+            None => return,
+            Some(s) if s.groups.iter().any(|g| g == group) => return,
+            Some(_) => {}
+        }
+        let Some(socket) = self.socket_mut(id) else {
             return;
         };
-        if slot.groups.iter().any(|g| g == group) {
-            return;
-        }
-        let socket = slot.make_mut();
         socket.groups.push(group.to_owned());
         let client = socket.client.clone();
         let entry = self.groups.entry(group.to_owned()).or_default();
@@ -545,24 +554,26 @@ impl View {
 
     /// A socket left `group`.
     pub fn leave(&mut self, id: SocketId, group: &str) {
-        let Some(slot) = self.sockets.get_mut(&id) else {
+        let Some(at) = self
+            .socket(id)
+            .and_then(|s| s.groups.iter().position(|g| g == group))
+        else {
             return;
         };
-        let Some(at) = slot.groups.iter().position(|g| g == group) else {
+        let Some(socket) = self.socket_mut(id) else {
             return;
         };
-        let socket = slot.make_mut();
         socket.groups.swap_remove(at);
         let client = socket.client.clone();
-        slot.tidy();
+        self.tidy(id);
         self.remove_member(group, id, client.as_deref());
     }
 
     /// A socket's session changed.
     pub fn session(&mut self, id: SocketId, session: Option<Value>) {
-        if let Some(slot) = self.sockets.get_mut(&id) {
-            slot.make_mut().session = session;
-            slot.tidy();
+        if let Some(socket) = self.socket_mut(id) {
+            socket.session = session;
+            self.tidy(id);
         }
     }
 
@@ -657,17 +668,21 @@ mod tests {
         let mut v = View::default();
         let a = SocketId::new(0, 1, 7);
         v.open(a);
-        assert!(v.sockets[&a].0.is_none());
+        assert!(v.is_open(a) && v.apps.is_empty());
         v.bind(a, Some("alice"));
         v.join(a, "room", 2);
-        assert_eq!(v.sockets[&a].client.as_deref(), Some("alice"));
+        assert_eq!(v.socket(a).and_then(|s| s.client.as_deref()), Some("alice"));
         v.session(a, Some(Value::Bool(true)));
         v.leave(a, "room");
         v.session(a, None);
-        assert!(v.sockets[&a].0.is_some(), "still bound");
+        assert!(v.apps.contains_key(&a), "still bound");
         v.bind(a, None);
-        assert!(v.sockets[&a].0.is_none(), "nothing left: freed");
-        assert!(v.sockets[&a].groups.is_empty());
+        assert!(v.apps.is_empty(), "nothing left: freed");
+        assert!(v.socket(a).is_some_and(|s| s.groups.is_empty()));
+        v.close(a);
+        assert!(!v.is_open(a) && v.socket(a).is_none());
+        v.bind(a, Some("late"));
+        assert!(v.apps.is_empty() && v.clients.is_empty(), "closed: ignored");
     }
 
     #[test]

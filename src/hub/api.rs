@@ -141,8 +141,7 @@ impl Hub {
     fn remote_member(&self, socket: SocketId, group: &str) -> Option<bool> {
         self.bus
             .read()
-            .sockets
-            .get(&socket)
+            .socket(socket)
             .map(|s| s.groups.iter().any(|g| g == group))
     }
 
@@ -286,8 +285,7 @@ impl Hub {
             return self
                 .bus
                 .read()
-                .sockets
-                .get(&socket)
+                .socket(socket)
                 .map_or_else(Vec::new, |s| s.groups.clone());
         }
         self.app(socket).map_or_else(Vec::new, |a| a.groups.clone())
@@ -341,7 +339,7 @@ impl Hub {
     /// Unbind `socket` from its client id; returns the id it had.
     pub fn unbind_client(&mut self, socket: SocketId) -> Option<String> {
         if self.is_remote(socket) {
-            let old = self.bus.read().sockets.get(&socket)?.client.clone()?;
+            let old = self.bus.read().socket(socket)?.client.clone()?;
             return self
                 .post_to(socket, Command::Unbind(socket))
                 .ok()
@@ -374,7 +372,7 @@ impl Hub {
     /// The client id of any socket of the process.
     pub fn client_id_of(&self, socket: SocketId) -> Option<String> {
         if self.is_remote(socket) {
-            return self.bus.read().sockets.get(&socket)?.client.clone();
+            return self.bus.read().socket(socket)?.client.clone();
         }
         self.client_id(socket).map(str::to_owned)
     }
@@ -485,7 +483,7 @@ impl Hub {
     /// turn; a change just posted to it shows once it is applied).
     pub fn get_session(&self, socket: SocketId) -> Option<Value> {
         if self.is_remote(socket) {
-            return self.bus.read().sockets.get(&socket)?.session.clone();
+            return self.bus.read().socket(socket)?.session.clone();
         }
         self.app(socket).and_then(|a| a.session.clone())
     }

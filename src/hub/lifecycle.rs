@@ -188,7 +188,7 @@ impl Hub {
         // Leave no state counted.
         self.set_state(key, State::HalfClosed);
         let mut conn = self.conns.try_remove(key)?;
-        self.ids.remove(&conn.id);
+        self.ids.remove(conn.id);
         self.compression.forget(conn.id, &self.gauge);
         for t in [conn.deadline, conn.heartbeat, conn.auth_deadline]
             .into_iter()

@@ -29,6 +29,7 @@ mod lifecycle;
 mod payload;
 mod queue;
 mod send;
+mod slots;
 mod user_timers;
 
 pub use api::HubError;
@@ -46,7 +47,7 @@ use crate::connection::{Connection, DeadlineKind, State};
 use crate::memory::Gauge;
 use crate::metrics::Metrics;
 use crate::outqueue::Pool;
-use crate::socket_id::{IdHash, SocketId};
+use crate::socket_id::SocketId;
 use crate::timer::{TimerId, TimerWheel};
 
 /// What a timer entry is for. Entries carry the full socket id, and the
@@ -116,11 +117,13 @@ pub(crate) struct Counts {
 /// for it, near 10 ms.
 pub(crate) const FANOUT_WRITES_PER_TURN: usize = 1024;
 
+pub(crate) use slots::MAX_SLOTS;
+
 /// The sockets, and what the application can do with them.
 pub struct Hub {
     pub(crate) conns: Slab<Connection>,
     /// Slot of each connected socket.
-    ids: HashMap<SocketId, usize, IdHash>,
+    ids: slots::SlotIndex,
     /// This node's instance number and this loop's index (parts of every id).
     node: u16,
     pub(crate) loop_index: u8,
@@ -200,7 +203,7 @@ impl Hub {
             bus,
             config,
             conns: Slab::new(),
-            ids: HashMap::default(),
+            ids: slots::SlotIndex::default(),
             node,
             loop_index,
             next_local: 0,
@@ -254,7 +257,10 @@ impl Hub {
 
     /// The slot of socket `id`, if it is still connected.
     pub(crate) fn key(&self, id: SocketId) -> Option<usize> {
-        self.ids.get(&id).copied()
+        if id.node() != self.node || id.loop_index() != self.loop_index {
+            return None;
+        }
+        self.ids.get(id)
     }
 
     /// The slot of socket `id`, if it is an open WebSocket.
@@ -302,7 +308,7 @@ impl Hub {
     /// Whether `socket` is an open WebSocket.
     pub fn is_socket_online(&self, socket: SocketId) -> bool {
         if self.is_remote(socket) {
-            return self.bus.shared() && self.bus.read().sockets.contains_key(&socket);
+            return self.bus.shared() && self.bus.read().is_open(socket);
         }
         self.conn(socket).is_some_and(Connection::is_open)
     }

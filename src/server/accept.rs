@@ -115,7 +115,7 @@ impl<H: Handler> Loop<H> {
         self.hub.metrics.connections_accepted += 1;
         let _ = stream.set_nodelay(true);
         let key = self.hub.conns.vacant_key();
-        if key >= WAKER.0 || u32::try_from(key).is_err() {
+        if key >= WAKER.0 || key >= crate::hub::MAX_SLOTS {
             Admission::release(&self.hub.bus, addr);
             return;
         }
