@@ -308,7 +308,7 @@ fn process_http<H: Handler>(
                 } else {
                     // `Server::go_idle`, without the `max_idle_http` queue.
                     if let Some(conn) = hub.conns.get_mut(key) {
-                        conn.input = Vec::new(); // an idle connection holds no buffer
+                        conn.input.release(); // an idle connection holds no buffer
                     }
                     hub.account(key);
                     hub.set_state(key, State::Http { idle: true });
@@ -360,7 +360,7 @@ fn upgrade<H: Handler>(
         conn.input.drain(..head_len);
         if conn.input.is_empty() {
             // An open socket keeps no buffer of the request head.
-            conn.input = Vec::new();
+            conn.input.release();
         }
     }
     let mut response = Vec::with_capacity(160);
@@ -409,7 +409,7 @@ fn refuse_with(hub: &mut Hub, key: usize, response: &Response) {
     let mut out = Vec::new();
     response.write_to(&mut out, false, false);
     if let Some(conn) = hub.conns.get_mut(key) {
-        conn.input = Vec::new();
+        conn.input.release();
     }
     hub.queue_raw(key, &out);
     hub.finish(key);
@@ -421,7 +421,7 @@ fn refuse(hub: &mut Hub, key: usize, err: HandshakeError) {
         return;
     };
     hub.metrics.handshake_failures += 1;
-    conn.input = Vec::new();
+    conn.input.release();
     let mut response = Vec::new();
     write_error_response(&mut response, err);
     hub.queue_raw(key, &response);

@@ -99,7 +99,7 @@ impl Hub {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        conn.input = Vec::new();
+        conn.input.release();
         let (old, next) = (conn.state, conn.state.on_finish());
         if next != old {
             self.set_state(key, next);

@@ -157,7 +157,7 @@ impl<H: Handler> Loop<H> {
     /// `max_idle_http` connections wait so (the oldest are closed first).
     pub(super) fn go_idle(&mut self, key: usize) {
         if let Some(conn) = self.hub.conns.get_mut(key) {
-            conn.input = Vec::new(); // an idle connection holds no buffer
+            conn.input.release(); // an idle connection holds no buffer
         }
         self.hub.account(key);
         self.hub.set_state(key, State::Http { idle: true });

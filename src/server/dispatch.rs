@@ -122,7 +122,7 @@ fn dispatch<H: Handler>(
                 hub.arm_deadline(key, DeadlineKind::Close);
             }
             if let Some(conn) = hub.conns.get_mut(key) {
-                conn.input = Vec::new();
+                conn.input.release();
             }
             hub.mark_dirty(key);
         }

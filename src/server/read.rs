@@ -129,8 +129,10 @@ impl<H: Handler> Loop<H> {
                 if carried <= RESERVE {
                     // Put the carried bytes right before the new ones: decode in place.
                     let start = RESERVE - carried;
-                    self.read_buf[start..RESERVE].copy_from_slice(&conn.input);
-                    conn.input.clear();
+                    if carried > 0 {
+                        self.read_buf[start..RESERVE].copy_from_slice(&conn.input);
+                        conn.input.clear();
+                    }
                     let end = RESERVE + n;
                     let consumed = dispatch_frames(
                         &mut self.hub,
@@ -171,8 +173,9 @@ impl<H: Handler> Loop<H> {
             if self.hub.turn_exhausted() {
                 self.defer(key);
             }
-        } else if conn.input.capacity() > 0 && conn.input.is_empty() {
-            conn.input = Vec::new();
+        } else if conn.input.is_empty() {
+            // Nothing carried: no buffer, no box.
+            conn.input.release();
         }
     }
 
@@ -317,7 +320,7 @@ impl<H: Handler> Loop<H> {
             conn.input.drain(..head_len);
             if conn.input.is_empty() {
                 // An open socket keeps no buffer of the request head.
-                conn.input = Vec::new();
+                conn.input.release();
             }
         }
         let mut response = Vec::with_capacity(160);
@@ -332,7 +335,7 @@ impl<H: Handler> Loop<H> {
         let mut out = Vec::new();
         response.write_to(&mut out, false, false);
         if let Some(conn) = self.hub.conns.get_mut(key) {
-            conn.input = Vec::new();
+            conn.input.release();
         }
         self.hub.queue_raw(key, &out);
         self.hub.finish(key);
@@ -403,7 +406,7 @@ impl<H: Handler> Loop<H> {
             err.status()
         );
         self.hub.metrics.handshake_failures += 1;
-        conn.input = Vec::new();
+        conn.input.release();
         let mut response = Vec::new();
         gmws_protocol::handshake::write_error_response(&mut response, err);
         self.hub.queue_raw(key, &response);
@@ -418,7 +421,7 @@ impl<H: Handler> Loop<H> {
         };
         let (next, action) = conn.state.on_peer_eof(conn.output.len());
         log::debug!("socket {}: EOF in {:?}", conn.id, conn.state);
-        conn.input = Vec::new();
+        conn.input.release();
         conn.decoder.release_all();
         let was_closing = !matches!(conn.state, State::Http { .. } | State::Open);
         self.hub.leave_open(key, CloseReason::ConnectionLost);
