@@ -9,10 +9,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use gmws::Gateway;
-use serde_json::{json, Value};
+use serde_json::json;
 use support::cluster::*;
 use support::*;
-use tungstenite::Message;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -225,17 +224,6 @@ fn a_sigkilled_node_vanishes_within_the_lease() {
         .expect("an answer")
         .expect("from Redis");
     assert!(sockets.is_empty(), "{sockets:?}");
-}
-
-/// The next envelope within `wait`, whatever its type (`None` if none came).
-fn try_envelope(ws: &mut Ws, wait: Duration) -> Option<Value> {
-    ws.get_ref().set_read_timeout(Some(wait)).ok()?;
-    let got = match ws.read() {
-        Ok(Message::Text(t)) => serde_json::from_str(t.as_str()).ok(),
-        _ => None,
-    };
-    let _ = ws.get_ref().set_read_timeout(Some(PATIENCE));
-    got
 }
 
 #[test]

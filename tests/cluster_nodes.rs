@@ -180,8 +180,17 @@ fn three_nodes_every_send_kind_exclusions_counts_and_a_client_on_two_nodes() {
         });
     }
     // Node C shuts down: carol goes from the count, alice stays (node A).
+    // It sweeps its own client set as it leaves, before the others would.
+    let c_node = http_get(c.addr, "/status").json()["node"].clone();
     drop(c1);
     drop(c);
+    assert_eq!(
+        redis
+            .cli(&["EXISTS", &format!("gmws:nc:{c_node}")])
+            .map(|s| s.trim().to_owned()),
+        Some("0".to_owned()),
+        "node C's client set swept as it left"
+    );
     for addr in [a.addr, b.addr] {
         wait_for("three sockets and two distinct clients", || {
             cluster_totals(addr).filter(|&t| t == (3, 2))

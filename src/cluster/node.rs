@@ -381,6 +381,19 @@ impl Cluster {
         None
     }
 
+    /// Whether there is nothing to wait for before `group`'s messages from
+    /// other nodes reach this node (as [`Cluster::when_group_ready`] would
+    /// answer now: confirmed, or Redis unreachable).
+    pub fn is_group_ready(&self, group: &str) -> bool {
+        !self.is_reachable()
+            || self
+                .ready
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .live
+                .contains(&self.keys.group_channel(group))
+    }
+
     /// Redis confirmed `channels` subscribed: release what waits for them.
     pub(crate) fn confirmed(&self, channels: impl IntoIterator<Item = Vec<u8>>) {
         let mut run = Vec::new();

@@ -37,6 +37,10 @@ use crate::outqueue::SharedFrame;
 /// (a member that comes back meanwhile costs no SUBSCRIBE).
 pub(crate) const UNSUBSCRIBE_DELAY: Duration = Duration::from_secs(2);
 
+/// Client entries a node sweeps of itself when it leaves. A Lua number:
+/// Redis takes it as an integer only while it prints as one (up to 10^14).
+const LEAVE_SWEEP: usize = 1_000_000;
+
 /// The longest wait in `poll`.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -180,8 +184,9 @@ impl Worker {
             |_| {},
         );
         // With the lease gone, the sweep takes this node's clients out of
-        // the cluster's count now (and the node out of the set of nodes).
-        let sent = redis.command(self.nodes_command(usize::MAX / 2), move |r| {
+        // the cluster's count now (and the node out of the set of nodes);
+        // what is past the budget the other nodes' readings sweep.
+        let sent = redis.command(self.nodes_command(LEAVE_SWEEP), move |r| {
             let _ = tx.try_send(r);
         });
         if sent.is_ok() {

@@ -197,7 +197,7 @@ impl Hub {
             .bus
             .cluster
             .clone()
-            .filter(|_| socket.node() == self.node)
+            .filter(|c| socket.node() == self.node && !c.is_group_ready(group))
         {
             let (opcode, bytes) = encode(payload);
             let frame = self.shared_frame(opcode, &bytes);

@@ -266,23 +266,29 @@ pub fn wait_subscribed(redis: &RedisServer, channel: &str, n: u64) {
     });
 }
 
-/// The next message's `message` field within `wait` (`None` if none came).
-pub fn try_message(ws: &mut Ws, wait: Duration) -> Option<Value> {
+/// The next envelope within `wait`, whatever its type (`None` if none came).
+pub fn try_envelope(ws: &mut Ws, wait: Duration) -> Option<Value> {
     ws.get_ref().set_read_timeout(Some(wait)).ok()?;
     let got = loop {
         match ws.read() {
-            Ok(Message::Text(t)) => {
-                let v: Value = serde_json::from_str(t.as_str()).ok()?;
-                if v["type"] == "message" {
-                    break Some(v["data"]["message"].clone());
-                }
-            }
+            Ok(Message::Text(t)) => break serde_json::from_str(t.as_str()).ok(),
             Ok(_) => {}
             Err(_) => break None,
         }
     };
     let _ = ws.get_ref().set_read_timeout(Some(PATIENCE));
     got
+}
+
+/// The next message's `message` field, skipping other envelopes, each read
+/// within `wait` (`None` if none came).
+pub fn try_message(ws: &mut Ws, wait: Duration) -> Option<Value> {
+    loop {
+        let v = try_envelope(ws, wait)?;
+        if v["type"] == "message" {
+            return Some(v["data"]["message"].clone());
+        }
+    }
 }
 
 /// Send `{prefix}-{n}` to `group` through `/api` on `from` until `to`
