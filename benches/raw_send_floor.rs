@@ -70,20 +70,32 @@ fn reader(addr: SocketAddr, conns: usize, per_publication: u64) {
     let mut events = mio::Events::with_capacity(1024);
     let mut buf = vec![0u8; 64 * 1024];
     let (mut received, mut reported) = (0u64, 0u64);
+    // A socket at EOF can be reported again (a hang-up after the read
+    // side's edge): count each once, or the count wraps and this never ends.
+    let mut closed = vec![false; conns];
     let mut open = conns;
     while open > 0 {
-        let _ = poll.poll(&mut events, Some(Duration::from_secs(5)));
+        let polled = poll.poll(&mut events, Some(Duration::from_secs(10)));
+        if polled.is_ok() && events.is_empty() {
+            // The sender publishes without pause until it closes the
+            // sockets: ten silent seconds mean something is stuck. Leaving
+            // closes the pipe, and the sender stops too.
+            eprintln!("floor reader: nothing for 10 s at {received} bytes; stopping");
+            std::process::exit(1);
+        }
         for event in events.iter() {
-            let s = &mut streams[event.token().0];
+            let i = event.token().0;
+            if closed[i] {
+                continue;
+            }
+            let s = &mut streams[i];
             loop {
                 match s.read(&mut buf) {
-                    Ok(0) => {
-                        open -= 1;
-                        break;
-                    }
-                    Ok(n) => received += n as u64,
+                    Ok(n) if n > 0 => received += n as u64,
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(_) => {
+                    _ => {
+                        // EOF or an error: this socket is done.
+                        closed[i] = true;
                         open -= 1;
                         break;
                     }

@@ -296,7 +296,7 @@ impl Bus {
 
     /// A bus for one loop that no server runs (benches, fuzzing): nothing
     /// can be posted to it.
-    #[cfg(feature = "bench-internals")]
+    #[cfg(any(test, feature = "bench-internals"))]
     pub fn detached() -> std::io::Result<Arc<Bus>> {
         let poll = mio::Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), mio::Token(0))?);

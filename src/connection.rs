@@ -193,6 +193,10 @@ pub enum Dirty {
     /// response): flushed first, so a quiet client's answer does not wait
     /// behind a broadcast's thousands of writes.
     Urgent,
+    /// Nothing queued, but a fan-out's frame waits for it in the loop's
+    /// deferred fan-out (`hub/deferred.rs`): written from there in a later
+    /// turn, or queued first when anything else is queued on the socket.
+    Deferred,
 }
 
 /// Which deadline a connection's `deadline` timer is.

@@ -11,7 +11,8 @@
 //! `session_update SID JSON`, `session_get SID`, `close SID CODE REASON`,
 //! `counts`, `timer MS` / `interval MS` (tied to the sender),
 //! `free_timer MS SID` / `free_interval MS SID` (tied to no socket, fired at
-//! SID), `timer_on MS SID` (tied to SID, reported to the sender), `cancel N`, `fires N`, `watch`, `echo TEXT`, `panic`.
+//! SID), `timer_on MS SID` (tied to SID, reported to the sender), `cancel N`, `fires N`, `watch`, `echo TEXT`, `panic`,
+//! `batch CMD | CMD | …` (several commands in one handler call, in order).
 //! Every reply is `<command> -> <result>`.
 
 mod support;
@@ -82,6 +83,11 @@ impl Commands {
         let target = || sid(me, w[0]);
         let out = match cmd {
             "echo" => rest.to_owned(),
+            "batch" => rest
+                .split(" | ")
+                .map(|line| self.run(hub, me, line))
+                .collect::<Vec<_>>()
+                .join(" | "),
             "panic" => panic!("the test asked for a panic"),
             "join" => format!("{:?}", hub.join_group(target(), tail)),
             "leave" => hub.leave_group(target(), tail).to_string(),
@@ -956,6 +962,75 @@ fn many_sockets_fan_out() {
         }
         assert_eq!(p.recv(), "all");
     }
+}
+
+/// Past `max_fanout_writes_per_turn`, a fan-out's idle recipients are
+/// written in later turns (`hub/deferred.rs`); whatever else is sent to one
+/// of them meanwhile, in the same handler call or a later turn, arrives after
+/// the fan-out's frame.
+#[test]
+fn a_fan_out_past_the_turn_bound_keeps_every_sockets_order() {
+    use tungstenite::Message;
+    let mut config = test_config();
+    config.max_fanout_writes_per_turn = 2;
+    let s = server(config);
+    let mut peers: Vec<Peer> = (0..12).map(|_| Peer::connect(s.addr)).collect();
+    for p in &mut peers {
+        assert_eq!(p.cmd("join me g"), "Ok(true)");
+    }
+    let mut ws = tungstenite_connect(s.addr);
+    assert!(tungstenite_recv_text(&mut ws).starts_with("id "));
+    ws.send(Message::text("join me g")).unwrap();
+    assert_eq!(tungstenite_recv_text(&mut ws), "join -> Ok(true)");
+    let mut obs = Peer::connect(s.addr);
+    let (p3, p7) = (peers[3].id.clone(), peers[7].id.clone());
+    // One handler call: a fan-out, a message to one member, a second
+    // fan-out (queued: one fan-out at a time is deferred), a close.
+    assert_eq!(
+        obs.cmd(&format!(
+            "batch send_to_group g - A | send_to_socket {p3} B | send_to_group g - C | close {p7} 4001 bye"
+        )),
+        "send_to_group -> 13 | send_to_socket -> true | send_to_group -> 13 | close -> true"
+    );
+    for (i, p) in peers.iter_mut().enumerate() {
+        assert_eq!(p.recv(), "A", "peer {i}");
+        if i == 3 {
+            assert_eq!(p.recv(), "B");
+        }
+        assert_eq!(p.recv(), "C", "peer {i}");
+        if i == 7 {
+            p.client.expect_close(4001);
+        }
+    }
+    assert_eq!(tungstenite_recv_text(&mut ws), "A");
+    assert_eq!(tungstenite_recv_text(&mut ws), "C");
+    // Two messages in one write: the second is read in the same turn or
+    // while the first fan-out is still being written.
+    let mut two = Vec::new();
+    for text in [
+        "send_to_group g - D".to_owned(),
+        format!("send_to_socket {p3} E"),
+    ] {
+        let mask = Some((random_u64() as u32).to_be_bytes());
+        gmws::protocol::encoder::encode_frame(
+            &mut two,
+            gmws::protocol::OpCode::Text,
+            true,
+            text.as_bytes(),
+            mask,
+        );
+    }
+    obs.client.send_raw(&two);
+    assert_eq!(obs.recv(), "send_to_group -> 12");
+    assert_eq!(obs.recv(), "send_to_socket -> true");
+    for (i, p) in peers.iter_mut().enumerate().filter(|(i, _)| *i != 7) {
+        assert_eq!(p.recv(), "D", "peer {i}");
+        if i == 3 {
+            assert_eq!(p.recv(), "E");
+        }
+        p.assert_nothing_pending();
+    }
+    assert_eq!(tungstenite_recv_text(&mut ws), "D");
 }
 
 /// DESIGN.md: "a timer of a closed socket fires into nothing"; `add_timer`:

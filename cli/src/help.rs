@@ -103,6 +103,7 @@ pub(crate) static KEYS: &[KeyHelp] = &[
     key!(per_ip_exempt, List, "IP addresses and CIDR ranges not held to max_connections_per_ip."),
     key!(max_buffer_memory, Bytes, "Bytes buffered for peers, process-wide; past it the largest holders are closed (1013)."),
     key!(max_fanout_per_turn, Bytes, "Fan-out delivery bytes per loop turn before decoding waits for the next turn."),
+    key!(max_fanout_writes_per_turn, Count, "Fan-out writes per loop turn; the rest go in later turns."),
     key!(client_fanout_rate, Bytes, "Delivery bytes per second a socket may cause by its sends (0: no limit)."),
     key!(client_fanout_burst, Bytes, "Burst of client_fanout_rate, in delivery bytes."),
     key!(invalid_message_limit, Count, "Invalid messages per window before a socket is closed (1008)."),
@@ -296,6 +297,14 @@ mod tests {
                 Placeholder::Addr | Placeholder::Text | Placeholder::Choice => value.is_str(),
             };
             assert!(fits, "{}: {:?} for a {value:?}", key.name, key.placeholder);
+            if matches!(key.placeholder, Placeholder::Count | Placeholder::Bytes) {
+                // A flag or an environment variable gives it as a string.
+                let mut table = defaults.clone();
+                let n = value.as_integer().unwrap_or_default();
+                table.insert(key.name.to_owned(), V::String(n.to_string()));
+                let read: Result<Config, _> = table.try_into();
+                assert!(read.is_ok(), "{}: a string is refused: {read:?}", key.name);
+            }
         }
     }
 

@@ -65,6 +65,10 @@ impl Hub {
         if !conn.is_open() {
             return;
         }
+        self.undefer(key);
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
         let mut frame = Vec::with_capacity(2 + 2 + reason.len().min(123));
         encode_close(&mut frame, code, reason, None);
         conn.output.push_bytes(&frame, &mut self.pool);

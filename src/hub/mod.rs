@@ -23,6 +23,7 @@ use slab::Slab;
 
 mod api;
 mod clients;
+mod deferred;
 mod groups;
 mod jobs;
 mod lifecycle;
@@ -81,6 +82,7 @@ pub(crate) struct HubSettings {
     pub max_session_size: usize,
     pub max_client_id: usize,
     pub fanout_per_turn: usize,
+    pub fanout_writes_per_turn: usize,
 }
 
 impl HubSettings {
@@ -94,6 +96,7 @@ impl HubSettings {
             max_session_size: config.max_session_size,
             max_client_id: config.max_client_id,
             fanout_per_turn: config.max_fanout_per_turn,
+            fanout_writes_per_turn: config.max_fanout_writes_per_turn,
         }
     }
 }
@@ -108,14 +111,6 @@ pub(crate) struct Counts {
     /// Keep-alive HTTP connections between requests.
     pub idle_http: usize,
 }
-
-/// Writes of fan-out frames one loop turn makes at most: directly, to idle
-/// sockets while the fan-out is queued (a socket with nothing waiting gets
-/// its frame sent at once, one `send`, without a second pass over it), then
-/// from the flush of the sockets that had to queue. One write costs ~5-9 µs
-/// on loopback here: 1,024 of them keep a turn, and a quiet client's wait
-/// for it, near 10 ms.
-pub(crate) const FANOUT_WRITES_PER_TURN: usize = 1024;
 
 pub(crate) use slots::MAX_SLOTS;
 
@@ -147,9 +142,14 @@ pub struct Hub {
     /// Fan-out work done this turn (deliveries weighted by bytes).
     pub(crate) turn_fanout: usize,
     /// Fan-out writes this turn may still make (the loop sets
-    /// [`FANOUT_WRITES_PER_TURN`] at each turn's start; a hub without a
+    /// `max_fanout_writes_per_turn` at each turn's start; a hub without a
     /// loop, as in the benches, keeps 0 and only queues).
     pub(crate) fanout_writes_left: usize,
+    /// Whether fan-outs may defer writes past the turn's bound (the loop
+    /// turns it on; a hub without a loop, as in the benches, only queues).
+    pub(crate) defer_fanout: bool,
+    /// The fan-out whose writes wait for later turns, if any.
+    pub(crate) deferred: Option<Box<deferred::Deferred>>,
     /// Posted commands wait that this turn did not apply.
     pub(crate) inbox_pending: bool,
     clients: clients::Clients,
@@ -218,6 +218,8 @@ impl Hub {
             idle_order: VecDeque::new(),
             turn_fanout: 0,
             fanout_writes_left: 0,
+            defer_fanout: false,
+            deferred: None,
             inbox_pending: false,
         }
     }

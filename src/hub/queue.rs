@@ -117,6 +117,7 @@ impl Hub {
     /// Encode a frame onto slot `key`'s queue. False if the socket was closed
     /// for backpressure instead.
     pub(crate) fn queue_frame(&mut self, key: usize, opcode: OpCode, payload: &[u8]) -> bool {
+        self.undefer(key);
         let Some(conn) = self.conns.get_mut(key) else {
             return false;
         };
@@ -178,14 +179,18 @@ impl Hub {
     /// Deliver a shared frame (of a `payload_len`-byte message) to slot
     /// `key`: sent at once when nothing waits for it (its queue is empty and
     /// no socket waits for a fan-out flush from an earlier turn, which then
-    /// goes first) and the turn has fan-out writes left; queued otherwise,
-    /// and for what the kernel did not take.
+    /// goes first) and the turn has fan-out writes left; else, for an idle
+    /// socket when `later` is given, listed there to be written in a later
+    /// turn (`deferred.rs`); queued otherwise, and for what the kernel did
+    /// not take.
     pub(crate) fn queue_shared(
         &mut self,
         key: usize,
         frame: &SharedFrame,
         payload_len: usize,
+        later: Option<&mut Vec<(usize, SocketId)>>,
     ) -> bool {
+        self.undefer(key);
         let Some(conn) = self.conns.get_mut(key) else {
             return false;
         };
@@ -195,12 +200,11 @@ impl Hub {
         // Straight to the kernel while nothing else waits: no reply queued
         // this turn (replies go out before fan-out, as the flush orders
         // them), no fan-out queued before this one, nothing on this socket.
-        if self.fanout_writes_left > 0
-            && self.dirty.is_empty()
-            && self.dirty_fanout.is_empty()
+        let idle = conn.dirty == Dirty::Clean
             && conn.output.is_empty()
             && conn.tls.is_none()
-        {
+            && self.dirty_fanout.is_empty();
+        if idle && self.fanout_writes_left > 0 && self.dirty.is_empty() {
             self.fanout_writes_left -= 1;
             // An error is left to the flush, which meets it again and drops
             // the connection.
@@ -208,6 +212,10 @@ impl Hub {
             if written == frame.len() {
                 return true;
             }
+        } else if let Some(later) = later.filter(|_| idle) {
+            conn.dirty = Dirty::Deferred;
+            later.push((key, conn.id));
+            return true;
         }
         conn.output
             .push_shared_from(frame.clone(), written, &mut self.pool);
@@ -220,6 +228,7 @@ impl Hub {
 
     /// Queue raw bytes (an HTTP response) on slot `key`.
     pub(crate) fn queue_raw(&mut self, key: usize, bytes: &[u8]) {
+        self.undefer(key);
         if let Some(conn) = self.conns.get_mut(key) {
             conn.output.push_bytes(bytes, &mut self.pool);
             self.queued(key);
@@ -236,7 +245,7 @@ impl Hub {
 
     /// Keep the memory count; past `max_backpressure`, offer the queue to
     /// the kernel now.
-    fn check_queue(&mut self, key: usize) -> bool {
+    pub(super) fn check_queue(&mut self, key: usize) -> bool {
         self.account(key);
         let over = self
             .conns

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use gmws_protocol::encoder::frame_len;
 use gmws_protocol::OpCode;
 
+use super::deferred::Deferred;
 use super::payload::Payload;
 use super::Hub;
 use crate::bus::{Command, Target, View};
@@ -129,6 +130,13 @@ impl Hub {
     /// Queue `frame` (of a `payload_len`-byte message; compressed for the
     /// sockets that negotiated it) to each of this loop's `targets` that is
     /// online; returns how many.
+    ///
+    /// The targets are looked up first and written in slot order, not in
+    /// the order given (a group's members come from a hash set, in no
+    /// order): the connections are then read in the order they lie in
+    /// memory, and the kernel meets the sockets (and their descriptors)
+    /// mostly in the order it made them. Measured on a 10,000-member group:
+    /// ~15 % less CPU per delivery than in hash order (README, fan-out).
     pub(crate) fn fan_out_frame(
         &mut self,
         targets: &[SocketId],
@@ -136,28 +144,36 @@ impl Hub {
         payload_len: usize,
     ) -> usize {
         self.spend_fanout(targets.len(), frame.plain().len());
+        let mut keys: Vec<usize> = targets
+            .iter()
+            .filter_map(|&id| self.online_key(id))
+            .collect();
+        keys.sort_unstable();
+        // Idle sockets past the turn's write bound are listed to be written
+        // in later turns, unless another fan-out is still being written so.
+        let mut later = (self.defer_fanout && self.deferred.is_none()).then(Vec::new);
         let mut delivered = 0;
-        for &id in targets {
-            if let Some(key) = self.online_key(id) {
-                let (window, context) = self
-                    .conns
-                    .get(key)
-                    .map_or((0, false), |c| (c.deflate, c.deflate_context));
-                if context {
-                    // Its own compressor: compressed for it alone (the
-                    // parameters do not allow sharing).
-                    if let Some((opcode, payload)) = frame.message() {
-                        delivered += usize::from(self.queue_frame(key, opcode, payload));
-                    }
-                    continue;
+        for key in keys {
+            let (window, context) = self
+                .conns
+                .get(key)
+                .map_or((0, false), |c| (c.deflate, c.deflate_context));
+            if context {
+                // Its own compressor: compressed for it alone (the
+                // parameters do not allow sharing).
+                if let Some((opcode, payload)) = frame.message() {
+                    delivered += usize::from(self.queue_frame(key, opcode, payload));
                 }
-                let shared =
-                    frame.frame_for(window, payload_len, &mut self.compression, &self.gauge);
-                if !std::ptr::eq(shared, frame.plain()) {
-                    self.metrics.messages_compressed += 1;
-                }
-                delivered += usize::from(self.queue_shared(key, shared, payload_len));
+                continue;
             }
+            let shared = frame.frame_for(window, payload_len, &mut self.compression, &self.gauge);
+            if !std::ptr::eq(shared, frame.plain()) {
+                self.metrics.messages_compressed += 1;
+            }
+            delivered += usize::from(self.queue_shared(key, shared, payload_len, later.as_mut()));
+        }
+        if let Some(later) = later.filter(|l| !l.is_empty()) {
+            self.deferred = Some(Box::new(Deferred::new(frame.clone(), payload_len, later)));
         }
         delivered
     }

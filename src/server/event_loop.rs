@@ -14,7 +14,9 @@
 //! socket until the next turn (the undecoded bytes wait in their
 //! connection), and a sender that used the turn goes behind the others; the
 //! flush writes point-to-point output (replies, pongs) before fan-out
-//! frames, and at most 1,024 fan-out-only sockets a turn. One busy sender
+//! frames, and a turn makes at most `max_fanout_writes_per_turn` (1,024)
+//! fan-out writes: a fan-out's idle recipients past it are written in later
+//! turns, from the deferred fan-out (`hub/deferred.rs`). One busy sender
 //! cannot hold up a quiet client's ping by more than about a turn.
 //!
 //! The loop moves bytes and applies the answers of each connection's state
@@ -128,7 +130,11 @@ impl<H: Handler> Loop<H> {
             poll,
             listener,
             inbox,
-            hub: Hub::new(Arc::clone(&config), bus, index),
+            hub: {
+                let mut hub = Hub::new(Arc::clone(&config), bus, index);
+                hub.defer_fanout = true;
+                hub
+            },
             router,
             handler,
             limits: config.frame_limits(),
@@ -182,7 +188,7 @@ impl<H: Handler> Loop<H> {
             self.turn_ms = self.hub.bus.ms_at(turn_start);
             self.mark_busy(true);
             self.hub.turn_fanout = 0;
-            self.hub.fanout_writes_left = crate::hub::FANOUT_WRITES_PER_TURN;
+            self.hub.fanout_writes_left = self.hub.settings.fanout_writes_per_turn;
             self.serve_deferred(true);
             for event in events.iter() {
                 match event.token() {
@@ -223,6 +229,7 @@ impl<H: Handler> Loop<H> {
             || self.hub.inbox_pending
             || !self.hub.dirty.is_empty()
             || !self.hub.dirty_fanout.is_empty()
+            || self.hub.deferred.is_some()
         {
             return Some(Duration::ZERO);
         }

@@ -416,6 +416,8 @@ impl<H: Handler> Loop<H> {
     /// The peer shut its side: nothing more will be read. What is queued (a
     /// Close reply, an HTTP response) is still written, within close_timeout.
     fn on_eof(&mut self, key: usize) {
+        // A frame deferred for it is queued, to be written as queued output is.
+        self.hub.undefer(key);
         let Some(conn) = self.hub.conns.get_mut(key) else {
             return;
         };

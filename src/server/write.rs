@@ -16,9 +16,10 @@ use crate::tls::Io;
 impl<H: Handler> Loop<H> {
     /// Flush what this turn queued: point-to-point output first, then the
     /// sockets that only have fan-out frames, as many as the turn's fan-out
-    /// writes allow (`FANOUT_WRITES_PER_TURN`, less the direct writes the
+    /// writes allow (`max_fanout_writes_per_turn`, less the direct writes the
     /// fan-outs made); the rest are written first next turn (and meanwhile
-    /// gather more frames into the same write).
+    /// gather more frames into the same write). The writes still left go to
+    /// the deferred fan-out's next sockets (`hub/deferred.rs`).
     pub(super) fn flush_dirty(&mut self) {
         for key in std::mem::take(&mut self.hub.dirty) {
             self.flush(key);
@@ -39,6 +40,8 @@ impl<H: Handler> Loop<H> {
         // The rest go first next turn.
         fanout.append(&mut self.hub.dirty_fanout);
         self.hub.dirty_fanout = fanout;
+        // Then the deferred fan-out's next sockets, with the writes left.
+        self.hub.write_deferred();
     }
 
     /// Write slot `key`'s queue once; manage WRITABLE interest, backpressure
@@ -47,8 +50,10 @@ impl<H: Handler> Loop<H> {
         let Some(conn) = self.hub.conns.get_mut(key) else {
             return;
         };
-        if conn.dirty == Dirty::Clean && !conn.has_output() {
-            return; // a writable edge with nothing waiting
+        if conn.dirty == Dirty::Deferred || (conn.dirty == Dirty::Clean && !conn.has_output()) {
+            // A writable edge with nothing waiting (a deferred socket has
+            // nothing queued: its frame is written from the deferred fan-out).
+            return;
         }
         conn.dirty = Dirty::Clean;
         if conn.has_output() {
