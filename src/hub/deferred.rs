@@ -6,8 +6,11 @@
 //! bound). The idle recipients past the bound are not given a queued copy
 //! each, visited again by the flush: they are marked
 //! [`Dirty::Deferred`](crate::connection::Dirty::Deferred) and listed here,
-//! in slot order, and each later turn writes the next ones, as many as its
-//! bound allows, visiting each socket once.
+//! in slot order, and each later turn's flush writes the next ones, as many
+//! as its bound allows, visiting each socket once. They go before the
+//! sockets with queued fan-out frames: the list never grows, so those wait
+//! a bounded number of turns, and a stream of queued fan-outs cannot starve
+//! the list.
 //!
 //! One fan-out at a time is deferred: a fan-out that comes while one is
 //! still being written queues its frame as before, which keeps a socket's

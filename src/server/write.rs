@@ -14,16 +14,18 @@ use crate::handler::Handler;
 use crate::tls::Io;
 
 impl<H: Handler> Loop<H> {
-    /// Flush what this turn queued: point-to-point output first, then the
-    /// sockets that only have fan-out frames, as many as the turn's fan-out
-    /// writes allow (`max_fanout_writes_per_turn`, less the direct writes the
-    /// fan-outs made); the rest are written first next turn (and meanwhile
-    /// gather more frames into the same write). The writes still left go to
-    /// the deferred fan-out's next sockets (`hub/deferred.rs`).
+    /// Flush what this turn queued: point-to-point output first; then, as
+    /// many as the turn's fan-out writes allow (`max_fanout_writes_per_turn`,
+    /// less the direct writes the fan-outs made), the deferred fan-out's next
+    /// sockets (`hub/deferred.rs`: first, since its list never grows, so
+    /// nothing queued after it can hold it back for long) and the sockets
+    /// that only have fan-out frames; those left are written first next turn
+    /// (and meanwhile gather more frames into the same write).
     pub(super) fn flush_dirty(&mut self) {
         for key in std::mem::take(&mut self.hub.dirty) {
             self.flush(key);
         }
+        self.hub.write_deferred();
         let mut fanout = std::mem::take(&mut self.hub.dirty_fanout);
         let now = fanout.len().min(self.hub.fanout_writes_left);
         self.hub.fanout_writes_left -= now;
@@ -40,8 +42,6 @@ impl<H: Handler> Loop<H> {
         // The rest go first next turn.
         fanout.append(&mut self.hub.dirty_fanout);
         self.hub.dirty_fanout = fanout;
-        // Then the deferred fan-out's next sockets, with the writes left.
-        self.hub.write_deferred();
     }
 
     /// Write slot `key`'s queue once; manage WRITABLE interest, backpressure
